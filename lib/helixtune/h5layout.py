@@ -1,0 +1,85 @@
+"""Helixer 0.3.6 HDF5 data layout: dataset names, dtypes, storage and row geometry.
+
+Rows of one sequence: the plus-strand subsequences [0,L), [L,2L), ... in ascending order, then
+the minus-strand ones in descending order (the same boundaries, anchored at forward coordinate 0).
+Every row is right-padded with zeros to L. ``start_ends`` is [start, end] for plus rows and
+[end, start] (start > end) for minus rows.
+"""
+import datetime
+
+import numpy as np
+
+from helixtune import __version__
+from helixtune.cli import UserError
+
+DEFAULT_SUBSEQUENCE_LENGTH = 21384
+#: Maximum byte lengths of the fixed-size string datasets.
+SEQID_BYTES, SPECIES_BYTES = 50, 25
+
+#: name -> (h5 dtype, shape after the row axis given L) of every ``data/`` dataset.
+DATA_DATASETS = {
+    "X": (np.float16, lambda L: (L, 4)),
+    "y": (np.int8, lambda L: (L, 4)),
+    "phases": (np.int8, lambda L: (L, 4)),
+    "sample_weights": (np.int8, lambda L: (L,)),
+    "transitions": (np.int8, lambda L: (L, 6)),
+    "gene_lengths": (np.uint32, lambda L: (L,)),
+    "err_samples": (bool, lambda L: ()),
+    "fully_intergenic_samples": (bool, lambda L: ()),
+    "is_annotated": (bool, lambda L: ()),
+    "species": ("S25", lambda L: ()),
+    "seqids": ("S50", lambda L: ()),
+    "start_ends": (np.int64, lambda L: (2,)),
+}
+
+
+def subsequence_bounds(seq_len, subsequence_length):
+    """Plus-strand subsequence [start, end) pairs of a sequence, as an (n, 2) int64 array."""
+    starts = np.arange(0, seq_len, subsequence_length, dtype=np.int64)
+    ends = np.minimum(starts + subsequence_length, seq_len)
+    return np.stack([starts, ends], axis=1)
+
+
+def n_rows(seq_len, subsequence_length):
+    """Number of rows (both strands) a sequence of ``seq_len`` bp occupies."""
+    return 2 * -(-seq_len // subsequence_length)
+
+
+def start_ends(seq_len, subsequence_length):
+    """``start_ends`` of all rows of one sequence in file order (plus rows, then minus rows)."""
+    plus = subsequence_bounds(seq_len, subsequence_length)
+    minus = plus[::-1, ::-1]
+    return np.concatenate([plus, minus])
+
+
+def create_dataset(group, name, n, subsequence_length, compression="gzip", dtype=None,
+                   tail_shape=None):
+    """Create ``group/name`` with Helixer's storage: one row per chunk, resizable rows,
+    gzip level 4 or lzf, shuffle only for datasets of more than one dimension."""
+    if dtype is None or tail_shape is None:
+        dtype, shape_of = DATA_DATASETS[name]
+        tail_shape = shape_of(subsequence_length)
+    shape = (n,) + tuple(tail_shape)
+    return group.create_dataset(name, shape=shape, maxshape=(None,) + tuple(tail_shape),
+                                chunks=(1,) + tuple(tail_shape), dtype=dtype,
+                                compression=compression, shuffle=len(shape) > 1)
+
+
+def write_root_attrs(h5file, input_path):
+    """Root attributes as Helixer writes them (all strings)."""
+    h5file.attrs["timestamp"] = str(datetime.datetime.now())
+    h5file.attrs["input_path"] = str(input_path)
+    h5file.attrs["geenuff_commit"] = f"commit not found, version: helixtune {__version__}"
+    h5file.attrs["helixer_commit"] = f"commit not found, version: helixtune {__version__}"
+
+
+def check_name_length(value, limit, what, where):
+    """Helixer truncates long names silently; we refuse them with a clear message."""
+    encoded = value.encode() if isinstance(value, str) else value
+    if len(encoded) > limit:
+        raise UserError(f"{where}: {what} {value!r} is {len(encoded)} bytes long; "
+                        f"Helixer's HDF5 layout stores at most {limit} bytes")
+    try:
+        encoded.decode("ascii")
+    except UnicodeDecodeError:
+        raise UserError(f"{where}: {what} {value!r} is not ASCII") from None
