@@ -417,6 +417,18 @@ class PredictionsWriter:
             raise self.error
 
 
+def write_predictions(path, data, stream, phase, compression, attrs, progress=None):
+    """Write a prediction stream (model layout) to ``path``, aligned with data/X."""
+    writer = PredictionsWriter(path, data.n, data.length, phase, compression, attrs)
+    try:
+        for a, outs, _ in stream:
+            writer.write(a, [to_file_layout(o, data.shifts[a:a + len(o)]) for o in outs])
+            if progress is not None:
+                progress.update(len(outs[0]))
+    finally:
+        writer.close()
+
+
 def _load(args):
     """The model to predict with (coverage models: from the tuned file, checked)."""
     model = network.load_model(args.load_model_path)
@@ -519,13 +531,8 @@ def run(args):
                  "timestamp": str(datetime.datetime.now()),
                  "model_md5sum": md5sum_line(args.load_model_path)}
         with cli.atomic_output(out_path) as tmp:
-            writer = PredictionsWriter(tmp, data.n, L, predictor.phase, args.compression, attrs)
-            try:
-                for a, outs, block in stream:
-                    writer.write(a, [to_file_layout(o, data.shifts[a:a + len(o)]) for o in outs])
-                    progress.update(len(outs[0]))
-            finally:
-                writer.close()
+            write_predictions(tmp, data, stream, predictor.phase, args.compression, attrs,
+                              progress)
         log.info("wrote %s", out_path)
         return 0
     finally:

@@ -155,17 +155,16 @@ TF215_SCRIPT = r"""
 import sys
 import numpy as np
 import tensorflow as tf
-model = tf.keras.models.load_model(sys.argv[1])            # compile=True, as Helixer does
-x = np.load(sys.argv[2])
-out = model.predict(x, verbose=0)
-out = out if isinstance(out, list) else [out]
-np.savez(sys.argv[3], *out, version=tf.__version__)
+for model_path, x_path, out_path in zip(*[iter(sys.argv[1:])] * 3):
+    model = tf.keras.models.load_model(model_path)          # compile=True, as Helixer does
+    out = model.predict(np.load(x_path), verbose=0)
+    out = out if isinstance(out, list) else [out]
+    np.savez(out_path, *out, version=tf.__version__)
 """
 
 
-@pytest.mark.skipif(not TF215.exists(), reason=".venv-tf215 missing (run .ci/setup)")
-@pytest.mark.parametrize("kind", ["trained", "coverage", "no_phase"])
-def test_our_model_files_load_in_tf_2_15(tmp_path, kind):
+def _tf215_case(tmp_path, kind):
+    """Save a small model of ``kind``; return (path, input, our predictions)."""
     tf, K = network.tf_modules()
     K.utils.set_random_seed(1)
     model = network.build_model(cnn_layers=2, lstm_layers=2, units=4, filter_depth=4,
@@ -182,21 +181,31 @@ def test_our_model_files_load_in_tf_2_15(tmp_path, kind):
                       loss=["categorical_crossentropy"] * 2, loss_weights=[0.8, 0.2])
         y = np.eye(4, dtype=np.float32)[rng.integers(0, 4, (2, 10, 9))]
         model.fit(x, [y, y], epochs=1, verbose=0)
-    path = tmp_path / "ours.h5"
+    path = tmp_path / f"{kind}.h5"
     network.save_model(model, path)
-    ours = [np.asarray(o) for o in network.load_model(str(path)).predict(x, verbose=0)] \
-        if kind != "no_phase" else [network.load_model(str(path)).predict(x, verbose=0)]
-    np.save(tmp_path / "x.npy", x)
+    out = network.load_model(str(path)).predict(x, verbose=0)
+    np.save(tmp_path / f"{kind}.npy", x)
+    return path, [np.asarray(o) for o in (out if isinstance(out, list) else [out])]
+
+
+@pytest.mark.skipif(not TF215.exists(), reason=".venv-tf215 missing (run .ci/setup)")
+def test_our_model_files_load_in_tf_2_15(tmp_path):
+    """Plain, trained (AdamW state), coverage and no-phase models: TF 2.15 loads them
+    (compile=True) and predicts the same; one TF 2.15 process for all (it starts slowly)."""
+    kinds = ["trained", "coverage", "no_phase"]
+    cases = {kind: _tf215_case(tmp_path, kind) for kind in kinds}
     (tmp_path / "check.py").write_text(TF215_SCRIPT)
+    argv = [str(a) for kind in kinds for a in (cases[kind][0], tmp_path / f"{kind}.npy",
+                                               tmp_path / f"{kind}.npz")]
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2", CUDA_VISIBLE_DEVICES="")
-    res = subprocess.run([str(TF215), str(tmp_path / "check.py"), str(path),
-                          str(tmp_path / "x.npy"), str(tmp_path / "out.npz")],
-                         capture_output=True, text=True, env=env, timeout=300)
+    res = subprocess.run([str(TF215), str(tmp_path / "check.py")] + argv,
+                         capture_output=True, text=True, env=env, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]
-    got = np.load(tmp_path / "out.npz")
-    assert str(got["version"]).startswith("2.15")
-    for i, o in enumerate(ours):
-        np.testing.assert_allclose(got[f"arr_{i}"], o, rtol=0, atol=1e-6)
+    for kind in kinds:
+        got = np.load(tmp_path / f"{kind}.npz")
+        assert str(got["version"]).startswith("2.15")
+        for i, o in enumerate(cases[kind][1]):
+            np.testing.assert_allclose(got[f"arr_{i}"], o, rtol=0, atol=1e-6, err_msg=kind)
 
 
 # ---- layout, L % P, file checks ----------------------------------------------------------------
