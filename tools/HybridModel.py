@@ -112,6 +112,10 @@ def get_parser():
                             "trainable)")
     train.add_argument("--seed", type=int, default=None,
                        help="random seed for weights, shuffling and dropout (default: random)")
+    train.add_argument("--restart-training", action="store_true",
+                       help="ignore a training-state checkpoint (<save-model-path>"
+                            ".train_state.npz) left by a killed run and start afresh; without "
+                            "it, re-running the same command resumes that run exactly")
 
     tune = parser.add_argument_group("Fine tuning")
     tune.add_argument("--fine-tune", action="store_true",

@@ -43,7 +43,6 @@ COVERAGE_PREFIX = "rnaseq"  # Helixer hard-codes this prefix for --input-coverag
 PREFETCH = 4  # batches kept ready by the background reader
 LOG_EVERY_S = 60.0  # progress lines when stdout is not a terminal (the bar is shown per epoch)
 CHECKPOINT_SUFFIX = ".train_state.npz"
-GENIC_NAMES = ("ig", "utr", "exon", "intron")
 
 
 # --------------------------------------------------------------------------------------------
@@ -422,15 +421,10 @@ def numpy_loss(genic_pred, y, weights, phase_pred=None, phases=None, eps=1e-7):
 
 
 def genic_f1(cm):
-    """Genic F1 of a 4x4 confusion matrix (rows true, columns predicted), spec §2.5: TP/FP/FN
-    summed over UTR, CDS and intron; NaN becomes 0."""
-    cm = np.asarray(cm, dtype=np.float64)
-    tp = sum(cm[i, i] for i in (1, 2, 3))
-    fp = sum(cm[:, i].sum() - cm[i, i] for i in (1, 2, 3))
-    fn = sum(cm[i, :].sum() - cm[i, i] for i in (1, 2, 3))
-    precision = tp / (tp + fp) if tp + fp else 0.0
-    recall = tp / (tp + fn) if tp + fn else 0.0
-    return 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    """Genic F1 of a 4x4 confusion matrix (spec §2.5, hybrid_metrics' definition)."""
+    from helixtune_tools import hybrid_metrics
+
+    return hybrid_metrics.scores(cm, hybrid_metrics.GENIC_CLASSES, (1, 2, 3))[1]["f1"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -620,9 +614,10 @@ class Trainer:
                  "none" if best is None else f"{best:.4f}",
                  ", saving the model" if improved else "", time.monotonic() - t0)
         if getattr(self.args, "verbose", False):
-            log.info("genic confusion matrix (rows true ig/utr/exon/intron):\n%s", cm_genic)
-            if self.phase:
-                log.info("phase confusion matrix (rows true none/0/1/2):\n%s", cm_phase)
+            from helixtune_tools import hybrid_metrics
+            acc = hybrid_metrics.ConfusionAccumulator(self.train.pool_size, phase=self.phase)
+            acc.cm, acc.cm_phase = cm_genic, cm_phase
+            log.info("%s", hybrid_metrics.format_report(acc.report()))
         if improved:
             save_model(self.model, self.save_path, self.optimizer)
             self.state["best_f1"] = f1
