@@ -6,6 +6,7 @@
  */
 
 include { FASTA2H5 } from './modules/fasta2h5/main'
+include { HYBRIDMODEL_TRAIN } from './modules/hybridmodel_train/main'
 
 workflow {
     main:
@@ -28,6 +29,25 @@ workflow {
     // Later steps plug in here and read FASTA2H5.out.h5 (the genome h5) or ch_fasta, e.g.
     //   IMPORT2GEENUFF(ch_fasta.join(ch_gff3)) -> GEENUFF2H5(IMPORT2GEENUFF.out.db)
     //   HYBRIDMODEL_PREDICT(FASTA2H5.out.h5.combine(ch_model)) -> HELIXER_POST(...)
+
+    // Train / fine-tune (HybridModel.py): a channel of [meta, training files, validation files].
+    // From --train_data_dir (training_data*.h5 + validation_data*.h5) here; the split step's
+    // outputs plug in the same way, e.g. SPLIT.out.training.join(SPLIT.out.validation).
+    // The mode (from scratch, --resume-training [--fine-tune], --fine-tune-resume) is ext.args of
+    // HYBRIDMODEL_TRAIN in conf/modules.config; --pretrained_model gives --load-model-path.
+    if (params.train_data_dir) {
+        ch_training = channel.fromPath("${params.train_data_dir}/training_data*.h5", checkIfExists: true)
+            .collect()
+            .map { files -> [[id: params.species], files] }
+        ch_validation = channel.fromPath("${params.train_data_dir}/validation_data*.h5", checkIfExists: true)
+            .collect()
+            .map { files -> [[id: params.species], files] }
+        ch_pretrained = params.pretrained_model
+            ? channel.value([[id: 'pretrained'], file(params.pretrained_model, checkIfExists: true)])
+            : channel.value([[id: 'none'], []])
+        HYBRIDMODEL_TRAIN(ch_training.join(ch_validation), ch_pretrained)
+        HYBRIDMODEL_TRAIN.out.model.view { meta, model -> "best model of ${meta.id}: ${model}" }
+    }
 
     // Versions of every tool that ran, from the `versions` topic channel, once.
     channel.topic('versions')

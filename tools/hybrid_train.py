@@ -585,6 +585,36 @@ class Trainer:
     def train_on_batch(self, batch):
         return [float(v) for v in self._train_step(*self._tensors(batch))]
 
+    def fit_batches(self, batches, start=0, report=None, at_batch=None):
+        """Train on ``batches`` (lists of row positions) read by a Prefetcher.
+
+        The losses of step b are read back (a device sync) only after step b+1 is queued, so
+        the accelerator is never idle waiting for the host. ``report(b, losses)`` gets them;
+        ``at_batch(b)`` runs after step b (all values reported) and returns True to stop.
+        Returns True when ``at_batch`` stopped training."""
+        reader = Prefetcher(self.train, batches)
+        pending = None
+        try:
+            for b, batch in enumerate(reader, start=start + 1):
+                losses = self._train_step(*self._tensors(batch))
+                if pending is not None and report is not None:
+                    report(*pending)
+                pending = (b, losses)
+                if at_batch is not None and self.check_every and b % self.check_every == 0:
+                    if report is not None:
+                        report(*pending)
+                    pending = None
+                    if at_batch(b):
+                        return True
+            if pending is not None:
+                if report is not None:
+                    report(*pending)
+                else:
+                    float(pending[1][0])
+        finally:
+            reader.close()
+        return False
+
     def validate(self):
         """Confusion matrices (genic, phase) over the whole validation set."""
         order = np.arange(len(self.val))
@@ -671,38 +701,37 @@ class Trainer:
             tty = sys.stdout.isatty()
             bar = self.keras.utils.Progbar(n_batches, verbose=(1 if tty else 2) if self.verbose
                                            else 0)
-            last_log = time.monotonic()
             if start:
                 bar.update(start)
-            reader = Prefetcher(self.train, batches[start:])
-            stopped = False
-            try:
-                for b, batch in enumerate(reader, start=start + 1):
-                    loss, genic, phase = self.train_on_batch(batch)
-                    values = [("loss", loss), ("genic_loss", genic)]
-                    if self.phase:
-                        values.append(("phase_loss", phase))
-                    bar.update(b, values=values)
-                    if self.verbose and not tty and time.monotonic() - last_log > LOG_EVERY_S:
-                        last_log = time.monotonic()
-                        log.info("epoch %d: batch %d/%d - %s", epoch + 1, b, n_batches,
-                                 " - ".join(f"{k}: {v:.4f}" for k, v in values))
-                    if self.check_every and b % self.check_every == 0 and b < n_batches:
-                        if self.check(epoch, b, epoch_end=False):
-                            stopped = True
-                            break
-            finally:
-                reader.close()
+            last_log = [time.monotonic()]
+
+            def report(b, losses):
+                values = [("loss", float(losses[0])), ("genic_loss", float(losses[1]))]
+                if self.phase:
+                    values.append(("phase_loss", float(losses[2])))
+                bar.update(b, values=values)
+                if self.verbose and not tty and time.monotonic() - last_log[0] > LOG_EVERY_S:
+                    last_log[0] = time.monotonic()
+                    log.info("epoch %d: batch %d/%d - %s", epoch + 1, b, n_batches,
+                             " - ".join(f"{k}: {v:.4f}" for k, v in values))
+
+            def at_batch(b):
+                return (self.check_every and b % self.check_every == 0 and b < n_batches
+                        and self.check(epoch, b, epoch_end=False))
+
+            stopped = self.fit_batches(batches[start:], start, report, at_batch)
             if not stopped:
                 self.check(epoch, n_batches, epoch_end=True)
         return self.state
 
 
 def save_model(model, path, optimizer=None):
-    """Save a Helixer-compatible HDF5 model atomically (network.py's format)."""
-    from helixtune import network
-
+    """Save a Helixer-compatible HDF5 model atomically (network.py's format, without the
+    optimizer: Helixer 0.3.6 loads with compile=True, which a tf_keras 2.20 optimizer config
+    could break; the optimizer state lives in the training-state checkpoint instead)."""
     import warnings
+
+    from helixtune import network
 
     tf_logger = logging.getLogger("tensorflow")
     level = tf_logger.level
