@@ -168,7 +168,8 @@ def get_parser():
     res.add_argument("--gpu-id", type=int, default=-1,
                      help="GPU to use; -1 lets TensorFlow choose (default: %(default)s)")
     res.add_argument("--workers", type=cli.positive_int, default=1,
-                     help="threads reading data (default: %(default)s)")
+                     help="training: processes reading and preparing batches (1: one "
+                          "background thread) (default: %(default)s)")
     res.add_argument("--nni", action="store_true", help="accepted for compatibility; ignored")
     res.add_argument("-v", "--verbose", action="store_true",
                      help="print more information (Keras progress bars, model summary)")

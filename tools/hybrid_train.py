@@ -208,6 +208,15 @@ class DataSet:
             for i, f in enumerate(self.files)]) if self.files else np.zeros((0, 2), np.int64)
         self._local = threading.local()
 
+    def __getstate__(self):
+        state = dict(self.__dict__)
+        del state["_local"]
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        self._local = threading.local()
+
     @property
     def channels(self):
         return 4 + (2 * self.n_bams if self.input_coverage else 0)
@@ -331,31 +340,80 @@ def open_datasets(args, pool_size):
     return train, val
 
 
-class Prefetcher:
-    """Read batches in a background thread, ``depth`` ahead of the consumer, in order."""
+_WORKER_SETS = {}
 
-    def __init__(self, dataset, batches, depth=PREFETCH):
+
+def _worker_init(datasets):
+    """Reader process start: keep the datasets (files are opened on first use)."""
+    _WORKER_SETS.clear()
+    _WORKER_SETS.update(datasets)
+
+
+def _worker_read(role, positions):
+    return _WORKER_SETS[role].read_batch(positions)
+
+
+class ReaderPool:
+    """``--workers`` N > 1: N reader processes decompress and prepare batches in parallel
+    (h5py serialises reads within one process, so threads would not help)."""
+
+    def __init__(self, datasets, workers):
+        import concurrent.futures
+        import multiprocessing
+
+        self.workers = workers
+        self.executor = concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=multiprocessing.get_context("spawn"),
+            initializer=_worker_init, initargs=({d.role: d for d in datasets},))
+
+    def submit(self, dataset, positions):
+        return self.executor.submit(_worker_read, dataset.role, positions)
+
+    def close(self):
+        self.executor.shutdown(wait=True, cancel_futures=True)
+
+
+class Prefetcher:
+    """Read batches in a background thread, ``depth`` ahead of the consumer, in order; with a
+    :class:`ReaderPool` the thread keeps ``depth + workers`` batches in flight in the pool."""
+
+    def __init__(self, dataset, batches, depth=PREFETCH, pool=None):
         self.dataset = dataset
+        self.pool = pool
         self.queue = queue.Queue(maxsize=depth)
         self.stop = threading.Event()
         self.thread = threading.Thread(target=self._work, args=(list(batches),), daemon=True)
         self.thread.start()
 
+    def _put(self, item):
+        while not self.stop.is_set():
+            try:
+                self.queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
     def _work(self, batches):
+        import collections
+
+        pending = collections.deque()
         try:
             for positions in batches:
                 if self.stop.is_set():
                     break
-                item = self.dataset.read_batch(positions)
-                while not self.stop.is_set():
-                    try:
-                        self.queue.put(item, timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+                if self.pool is None:
+                    self._put(self.dataset.read_batch(positions))
+                    continue
+                pending.append(self.pool.submit(self.dataset, positions))
+                if len(pending) >= self.queue.maxsize + self.pool.workers:
+                    self._put(pending.popleft().result())
+            while pending and not self.stop.is_set():
+                self._put(pending.popleft().result())
         except BaseException as e:  # surfaced in the consumer
-            self.queue.put(e)
+            self._put(e)
         finally:
+            for future in pending:
+                future.cancel()
             self.dataset.close()
             self.queue.put(None)
 
@@ -544,6 +602,8 @@ class Trainer:
         self.state = {"epoch": 0, "batch": 0, "best_f1": None, "patience": 0, "stopped": False,
                       "seed": seed, "fingerprint": fingerprint(args), "checks": []}
         self._train_step = tf.function(self._step, reduce_retracing=True)
+        workers = int(getattr(args, "workers", 1) or 1)
+        self.pool = ReaderPool([train, val], workers) if workers > 1 else None
         self._eval_step = tf.function(self._eval, reduce_retracing=True)
 
     # steps ------------------------------------------------------------------------------
@@ -561,13 +621,15 @@ class Trainer:
         tf = self.tf
         out = self.model(tf.cast(X, tf.float32), training=False)
         outs = out if isinstance(out, (list, tuple)) else [out]
-        mask = tf.reshape(tf.broadcast_to(w[:, :, None] > 0, tf.shape(y)[:3]), [-1])
-        mask = tf.cast(mask, tf.int64)
+        mask = tf.reshape(tf.broadcast_to(w[:, :, None] > 0, tf.shape(y)[:3]), [-1, 1])
+        mask = tf.cast(mask, tf.float64)
 
         def cm(true, pred):
-            t = tf.reshape(tf.argmax(true, axis=-1), [-1])
-            p = tf.reshape(tf.argmax(pred, axis=-1), [-1])
-            return tf.math.confusion_matrix(t, p, num_classes=4, weights=mask, dtype=tf.int64)
+            # one-hot products instead of tf.math.confusion_matrix (a scatter, which has no
+            # deterministic GPU kernel under enable_op_determinism); float64 counts are exact
+            t = tf.one_hot(tf.reshape(tf.argmax(true, axis=-1), [-1]), 4, dtype=tf.float64)
+            p = tf.one_hot(tf.reshape(tf.argmax(pred, axis=-1), [-1]), 4, dtype=tf.float64)
+            return tf.cast(tf.matmul(t * mask, p, transpose_a=True), tf.int64)
 
         genic = cm(y, outs[0])
         phase = cm(phases, outs[1]) if self.phase and len(outs) > 1 else tf.zeros((4, 4),
@@ -592,7 +654,7 @@ class Trainer:
         the accelerator is never idle waiting for the host. ``report(b, losses)`` gets them;
         ``at_batch(b)`` runs after step b (all values reported) and returns True to stop.
         Returns True when ``at_batch`` stopped training."""
-        reader = Prefetcher(self.train, batches)
+        reader = Prefetcher(self.train, batches, pool=self.pool)
         pending = None
         try:
             for b, batch in enumerate(reader, start=start + 1):
@@ -621,7 +683,7 @@ class Trainer:
         batches = self.val.batch_indices(order, self.val_batch_size)
         cm_genic = np.zeros((4, 4), np.int64)
         cm_phase = np.zeros((4, 4), np.int64)
-        reader = Prefetcher(self.val, batches)
+        reader = Prefetcher(self.val, batches, pool=self.pool)
         try:
             for batch in reader:
                 g, p = self._eval_step(*self._tensors(batch))
@@ -687,6 +749,11 @@ class Trainer:
         log.info("resuming from %s: epoch %d, batch %d, best genic F1 %s", self.ckpt,
                  meta["epoch"], meta["batch"], meta["best_f1"])
         return True
+
+    def close(self):
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
 
     # loop -------------------------------------------------------------------------------
     def run(self):
@@ -874,8 +941,11 @@ def train(args):
     if n_train == 0:
         raise cli.UserError("the model has no trainable weights in this mode")
     trainer = Trainer(args, model, train_set, val_set, seed)
-    trainer.maybe_resume()
-    state = trainer.run()
+    try:
+        trainer.maybe_resume()
+        state = trainer.run()
+    finally:
+        trainer.close()
     if os.path.exists(trainer.ckpt):
         os.unlink(trainer.ckpt)
     log.info("training finished after %d check(s) in %.1f s; best validation genic F1 %.4f, "

@@ -209,6 +209,14 @@ def test_prefetcher_streams_every_batch_in_order(tmp_path):
     assert [g.shape[0] for g in got] == [3, 3, 1]
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
+    pool = hybrid_train.ReaderPool([ds], 2)  # --workers 2: reader processes, same batches
+    try:
+        got = [b["X"] for b in hybrid_train.Prefetcher(ds, batches, depth=1, pool=pool)]
+    finally:
+        pool.close()
+    assert len(got) == 3
+    for g, w in zip(got, want):
+        np.testing.assert_array_equal(g, w)
 
 
 @pytest.mark.parametrize("norm,expect", [(None, [-1, 0, 99]), ("linear", [-0.01, 0, 0.99]),
