@@ -19,6 +19,19 @@ Entry point: :func:`train` (called by ``tools/HybridModel.py`` for every trainin
   ``<save-model-path>.train_state.npz``. Re-running the same command resumes from it exactly
   (the weights equal those of an uninterrupted run with the same ``--seed``);
   ``--restart-training`` ignores it. It is removed when training finishes.
+
+Deliberate differences from Helixer 0.3.6 (documented, not bugs):
+* the first check always saves a model (Helixer saves only once the F1 exceeds 0), and a check
+  due at the last batch of an epoch is done once (Helixer checks twice there);
+* AdamW is tf_keras's, with weight decay ``--weight-decay / --learning-rate`` so that the decay
+  per step equals tensorflow_addons' ``weight_decay * var``;
+* the model file holds no optimizer state or training config (Helixer 0.3.6 loads models with
+  ``compile=True``; a tf_keras 2.20 optimizer config could break that) - the optimizer state is
+  in the training-state checkpoint;
+* padded minus-strand rows are used as stored (padding last, aligned with data/X), as our
+  predictions are; 0.3.6 moves their padding to the front when reading;
+* ``--fine-tune --input-coverage`` keeps the whole pretrained body and gives the hidden layer a
+  ReLU; ``--helixer-coverage-quirks`` reproduces Helixer (last BiLSTM dropped, linear layer).
 """
 import ast
 import glob
@@ -863,24 +876,15 @@ def build_training_model(args, n_bams, pool_size):
         return model
     if args.fine_tune:
         if args.input_coverage:
-            units = _lstm_units(model) or args.units
+            # Helixer sizes the post-coverage hidden layer from --units (default 32 -> 16)
             return network.insert_coverage_before_hat(
                 model, n_bams, pool_size, phase,
                 post_coverage_hidden_layer=bool(args.post_coverage_hidden_layer),
-                hidden_units=max(1, units // 2), hidden_activation=hidden_activation,
+                hidden_units=max(1, int(args.units) // 2), hidden_activation=hidden_activation,
                 keep_last_lstm=not quirks)
         return network.fine_tune_head(model, pool_size, phase)
     network.set_all_trainable(model)
     return model
-
-
-def _lstm_units(model):
-    """LSTM units of a loaded model (Helixer sizes the post-coverage hidden layer units // 2)."""
-    for layer in model.layers:
-        inner = getattr(layer, "forward_layer", None)
-        if inner is not None:
-            return int(inner.units)
-    return None
 
 
 def check_model_against_data(model, train, phase, n_bams):
