@@ -44,3 +44,18 @@ def test_compression_threads(monkeypatch):
     assert h5layout.compression_threads() == 1
     monkeypatch.delenv("HELIXTUNE_THREADS")
     assert 1 <= h5layout.compression_threads() <= 4
+
+
+@pytest.mark.parametrize("threads", [1, 2])
+def test_write_prepared_equals_h5py(tmp_path, threads):
+    from helixtune.sequence import encode, encode_shuffled
+    L, n = 40, 5
+    codes = np.random.default_rng(3).choice(np.frombuffer(b"ACGTNacgtnRYKM\x00", np.uint8), (n, L))
+    with h5py.File(tmp_path / "a.h5", "w") as a, h5py.File(tmp_path / "b.h5", "w") as b:
+        da = h5layout.create_dataset(a, "X", n, L)
+        db = h5layout.create_dataset(b, "X", n, L)
+        da[:] = encode(codes)
+        with h5layout.RowWriter(db, threads=threads) as w:
+            assert w.direct and w.shuffle
+            w.write_prepared(0, codes, encode_shuffled)
+        assert _chunks(da) == _chunks(db)

@@ -118,6 +118,8 @@ class RowWriter:
                        and dset.dtype.itemsize in (1, 2, 4, 8))
         self._level = dset.compression_opts
         self._shuffle = dset.shuffle and dset.dtype.itemsize > 1
+        #: True when chunks are shuffled before deflate (what ``write_prepared`` must produce).
+        self.shuffle = self._shuffle
         self._pool = (concurrent.futures.ThreadPoolExecutor(self.threads)
                       if self.direct and self.threads > 1 else None)
 
@@ -135,6 +137,21 @@ class RowWriter:
         rows = np.asarray(rows, dtype=self.dset.dtype)
         zeros = (0,) * (rows.ndim - 1)
         chunks = self._pool.map(self._compress, rows) if self._pool else map(self._compress, rows)
+        for i, chunk in enumerate(chunks):
+            self.dset.id.write_direct_chunk((start + i,) + zeros, chunk)
+
+    def write_prepared(self, start, items, prepare):
+        """Store one row per item as rows ``start`` ..., where ``prepare(item)`` returns the
+        row's bytes exactly as they enter deflate (shuffled if :attr:`shuffle`). Only for
+        :attr:`direct` writers; lets a caller skip building the rows as arrays."""
+        assert self.direct, "write_prepared needs a direct (gzip, one row per chunk) writer"
+        zeros = (0,) * (self.dset.ndim - 1)
+        level = self._level
+
+        def compress(item):
+            return zlib.compress(prepare(item), level)
+
+        chunks = self._pool.map(compress, items) if self._pool else map(compress, items)
         for i, chunk in enumerate(chunks):
             self.dset.id.write_direct_chunk((start + i,) + zeros, chunk)
 
