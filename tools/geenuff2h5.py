@@ -238,6 +238,9 @@ def export(db_path, out_path, L, write_by, compression, write_x):
     n_total = int(first_row[-1])
     names = [n for n in h5layout.DATA_DATASETS if write_x or n != "X"]
     progress = cli.Progress("geenuff2h5", sum(c[2] for c in coords), "bp")
+    # Work in blocks of about 1 Mbp (whole rows, at most --write-by): the label arrays stay in
+    # the CPU cache range and memory stays small; results do not depend on the block size.
+    block = max(L, min(write_by, (1 << 20) // L * L))
     with h5py.File(out_path, "w") as h5:
         data = h5.create_group("data")
         ds = {name: h5layout.create_dataset(data, name, n_total, L, compression) for name in names}
@@ -249,8 +252,8 @@ def export(db_path, out_path, L, write_by, compression, write_x):
             ds["start_ends"][rows] = h5layout.start_ends(length, L)
             # is_annotated: False for every row of a sequence without exported features
             ds["is_annotated"][rows] = np.full(2 * n_chunks, annotated)
-            for a in range(0, length, write_by):
-                b = min(a + write_by, length)
+            for a in range(0, length, block):
+                b = min(a + block, length)
                 c0, c1 = a // L, -(-b // L)
                 if write_x:
                     (seq,) = con.execute("SELECT substr(sequence, ?, ?) FROM coordinate "

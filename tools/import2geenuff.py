@@ -683,10 +683,21 @@ class StrandErrors:
                 t.errors = [e for e in t.errors
                             if e.type not in ("missing_utr_5p", "missing_utr_3p")]
             return
+        # The anchors of overlap errors skip over neighbours that overlap (are not "normal").
         if "missing_utr_3p" in gene_errors[i - 1]:
-            self.add(t, "super_loci_overlap_error", prev[1], self.anchor3(i))
+            j = i
+            while j < len(self.genes) - 1 and self._overlaps(j, j + 1):
+                j += 1
+            self.add(t, "super_loci_overlap_error", prev[1], self.anchor3(j))
         elif "missing_utr_5p" in gene_errors[i]:
-            self.add(t, "super_loci_overlap_error", self.anchor5(i), cur[0])
+            j = i
+            while j > 0 and self._overlaps(j - 1, j):
+                j -= 1
+            self.add(t, "super_loci_overlap_error", self.anchor5(j), cur[0])
+
+    def _overlaps(self, j, k):
+        a, b = self.spans[j], self.spans[k]
+        return a[1] > b[0] if self.plus else a[1] < b[0]
 
 
 geenuff = geenuffdb  # short alias for the feature-type constants
@@ -827,7 +838,7 @@ def import_genome(args, db_tmp, stats):
     con.execute("ANALYZE")
     con.close()
     stats["sequences"] = len(order)
-    stats["ignored line types"] = collections.Counter(
+    stats["_ignored_types"] = collections.Counter(
         ln.type for ln in lines if ln.type not in GENE_TYPES | TRANSCRIPT_TYPES | EXON_TYPES
         | CDS_TYPES)
 
@@ -850,7 +861,7 @@ def write_log(path, args, stats):
     for k in repairs:
         if stats[k]:
             lines.append(f"  {k}: {stats[k]}")
-    ignored = stats.get("ignored line types") or {}
+    ignored = stats.get("_ignored_types") or {}
     if ignored:
         lines.append("line types not used for gene models: " +
                      ", ".join(f"{k} {v}" for k, v in sorted(ignored.items())))
