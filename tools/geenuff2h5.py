@@ -276,8 +276,8 @@ def export(db_path, out_path, L, write_by, compression, write_x):
                     ds["err_samples"][sel] = sw_rows.any(axis=1)
                     ds["fully_intergenic_samples"][sel] = (y_rows[:, :, 0] == 0).all(axis=1)
                     if write_x:
-                        block = onehot if plus else onehot[:, ::-1]
-                        ds["X"][sel] = _rows(np.ascontiguousarray(block), L, not plus)
+                        fwd_x = onehot if plus else onehot[:, ::-1]
+                        ds["X"][sel] = _rows(np.ascontiguousarray(fwd_x), L, not plus)
                 progress.update(b - a)
         h5layout.write_root_attrs(h5, db_path)
     con.close()

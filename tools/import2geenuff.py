@@ -245,6 +245,7 @@ class Transcript:
     def __init__(self, tid, ttype, line, strand):
         self.id, self.type, self.line, self.strand = tid, ttype, line, strand
         self.start, self.end = (line.start, line.end) if line is not None else (None, None)
+        self.seqid = line.seqid if line is not None else None
         self.exons, self.cds = [], []
         self.score = line.score if line is not None else None
         self.source = line.source if line is not None else None
@@ -296,7 +297,6 @@ def group_models(lines, seq_lengths, path, stats):
             child_parents.update(ln.parents)
     genes, transcripts = {}, {}
     order = 0
-    last_gene_by_seq = {}
     gtf_gene_of = stats.pop("_gtf_gene_of")
 
     def new_gene(gid, gtype, line, seqid, strand):
@@ -356,15 +356,9 @@ def group_models(lines, seq_lengths, path, stats):
         transcripts[ln.id] = t
         g.transcripts.append(t)
     # genes in file order per seqid, for implicit transcripts (FlyBase exon parents without line)
-    gene_lines_sorted = sorted((g for g in genes.values() if g.line is not None),
-                               key=lambda g: g.line.lineno)
-    gene_iter_pos = 0
+    gene_lines_sorted = [g for g in genes.values() if g.line is not None]
+    implicit = []
     for ln in lines:
-        while gene_iter_pos < len(gene_lines_sorted) and \
-                gene_lines_sorted[gene_iter_pos].line.lineno < ln.lineno:
-            g = gene_lines_sorted[gene_iter_pos]
-            last_gene_by_seq[g.seqid] = g
-            gene_iter_pos += 1
         is_exon, is_cds = ln.type in EXON_TYPES, ln.type in CDS_TYPES
         if not (is_exon or is_cds):
             continue
@@ -384,26 +378,18 @@ def group_models(lines, seq_lengths, path, stats):
                     transcripts[tid] = t
                     g.transcripts.append(t)
             if t is None and p not in by_id:
-                # parent without its own line: an implicit transcript in the enclosing gene
+                # parent without its own line (FlyBase): an implicit transcript, placed in a gene
+                # once all its children are known
                 stats["repair: transcript made for exon/CDS parent without its own line"] += 1
-                gid = gtf_gene_of.get(p)
-                g = genes.get(gid) if gid else None
-                if g is None and gid is None:
-                    cand = last_gene_by_seq.get(ln.seqid)
-                    if cand is not None and cand.start <= ln.start and ln.end <= cand.end \
-                            and cand.strand == ln.strand:
-                        g = cand
-                if g is None:
-                    gid = gid or f"{p}-gene"
-                    g = genes.get(gid) or new_gene(gid, "gene", None, ln.seqid, ln.strand)
-                    if g.start is None:
-                        g.start, g.end = ln.start, ln.end
-                t = Transcript(p, "mRNA" if is_cds else "transcript", None, ln.strand)
+                t = Transcript(p, "transcript", None, ln.strand)
+                t.seqid = ln.seqid
                 transcripts[p] = t
-                g.transcripts.append(t)
+                implicit.append(t)
             if t is None:
                 continue  # a parent that is not a transcript (e.g. TAIR10's protein lines)
-            if ln.seqid != (t.line.seqid if t.line is not None else ln.seqid):
+            if t.seqid is None:
+                t.seqid = ln.seqid
+            if ln.seqid != t.seqid:
                 raise cli.UserError(f"{path}: line {ln.lineno}: {ln.type} is on {ln.seqid!r} "
                                     f"but its transcript {t.id!r} is not")
             attached = True
@@ -422,6 +408,26 @@ def group_models(lines, seq_lengths, path, stats):
             stats["repair: CDS with several transcript parents"] += 0
         if len(ln.parents) > 1 and is_cds and any(p not in transcripts for p in ln.parents):
             stats["repair: CDS Parent that is not a transcript ignored (e.g. protein)"] += 1
+    # implicit transcripts: into the GTF gene, else the smallest gene line on the same sequence
+    # and strand that contains them, else a gene of their own
+    for t in implicit:
+        if t.cds:
+            t.type = "mRNA"
+        gid = gtf_gene_of.get(t.id)
+        g = genes.get(gid) if gid else None
+        if g is None and gid is None:
+            cands = [c for c in gene_lines_sorted if c.seqid == t.seqid and c.strand == t.strand
+                     and c.start <= t.start and t.end <= c.end]
+            if cands:
+                g = min(cands, key=lambda c: (c.end - c.start, c.order))
+        if g is None:
+            gid = gid or f"{t.id}-gene"
+            g = genes.get(gid)
+            if g is None:
+                stats["repair: gene made for a transcript without a gene line"] += 1
+                g = new_gene(gid, "gene", None, t.seqid, t.strand)
+                g.start, g.end = t.start, t.end
+        g.transcripts.append(t)
     # implicit genes: extent covers their transcripts
     for g in genes.values():
         if g.line is None:
