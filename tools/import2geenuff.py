@@ -404,8 +404,6 @@ def group_models(lines, seq_lengths, path, stats):
                 t.end = ln.end if t.end is None else max(t.end, ln.end)
         if not attached:
             stats[f"ignored: {ln.type} whose parent is not a transcript"] += 1
-        elif len([p for p in ln.parents if p in transcripts]) > 1 and is_cds:
-            stats["repair: CDS with several transcript parents"] += 0
         if len(ln.parents) > 1 and is_cds and any(p not in transcripts for p in ln.parents):
             stats["repair: CDS Parent that is not a transcript ignored (e.g. protein)"] += 1
     # implicit transcripts: into the GTF gene, else the smallest gene line on the same sequence
@@ -621,6 +619,9 @@ class StrandErrors:
         gene_errors = collections.defaultdict(set)
         for i, g in enumerate(self.genes):
             if g.fully_erroneous:
+                # GeenuFF would crash inserting the backwards overlap markers of such a gene
+                for t in g.transcripts:
+                    t.introns = [x for x in t.introns if not x.backwards]
                 if g.transcripts:
                     s, e = self.spans[i]
                     self.add(g.transcripts[0], "missmatching_strands", s, e)
