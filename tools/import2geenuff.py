@@ -210,7 +210,10 @@ def parse_annotation(path, stats):
                           "." if strand == "?" else strand,
                           None if phase == "." else int(phase), fid, parents))
     if fmt is None:
-        raise cli.UserError(f"{path}: no annotation lines (not a GFF3 or GTF file?)")
+        if not any(t.startswith("##gff-version") for t in raw_lines[:50]):
+            raise cli.UserError(f"{path}: no annotation lines (not a GFF3 or GTF file?)")
+        log.warning("%s: no annotation lines: every sequence is imported without genes", path)
+        fmt = "gff3"
     return lines, fmt
 
 

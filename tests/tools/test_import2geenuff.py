@@ -291,7 +291,7 @@ BAD = [
      "2 sequence ID(s) not in the FASTA"),
     ("bad_phase", "chr\tt\tCDS\t11\t20\t.\t+\t3\tParent=x\n", "line 1: phase must be"),
     ("bad_coord", "chr\tt\tgene\tone\t20\t.\t+\t.\tID=g\n", "line 1: start and end must be integers"),
-    ("empty", "##gff-version 3\n", "no annotation lines"),
+    ("empty", "# just a comment\n", "no annotation lines"),
 ]
 
 
