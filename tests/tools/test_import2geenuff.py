@@ -327,3 +327,18 @@ def test_bad_fasta_and_options(tmp_path, run_tool):
     code, err = run_tool(import2geenuff.main, ["--gff3", gff, "--fasta", fasta, "--db-path", db,
                                                "--species", "sp"])
     assert code == 1 and "--replace-db" in err and db.read_text() == "x"
+
+
+def test_galaxy_test_database_up_to_date(tmp_path):
+    """galaxy/test-data/annotated.sqlite3 is what import2geenuff makes of annotated.gff3/.fa."""
+    data = import2geenuff.__file__.rsplit("/tools/", 1)[0] + "/galaxy/test-data"
+    db = tmp_path / "a.sqlite3"
+    assert import2geenuff.main(["--gff3", f"{data}/annotated.gff3", "--fasta", f"{data}/annotated.fa",
+                                "--species", "tiny", "--db-path", str(db), "--quiet"]) == 0
+    query = ('SELECT f.type, f.start, f."end", f.is_plus_strand, f.phase, t.given_name, t.longest '
+             "FROM feature f JOIN association_transcript_piece_to_feature a ON a.feature_id = f.id "
+             "JOIN transcript_piece tp ON tp.id = a.transcript_piece_id "
+             "JOIN transcript t ON t.id = tp.transcript_id ORDER BY f.id")
+    fresh = sqlite3.connect(db).execute(query).fetchall()
+    committed = sqlite3.connect(f"{data}/annotated.sqlite3").execute(query).fetchall()
+    assert fresh == committed and len(fresh) == 6
