@@ -2,6 +2,8 @@ process IMPORT2GEENUFF {
     tag "${meta.id}"
     label 'process_single'
 
+    container 'quay.io/helixtune/helixtune:0.1.0'
+
     input:
     tuple val(meta), path(gff3), path(fasta)
 
