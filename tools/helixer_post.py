@@ -183,9 +183,18 @@ def index_sequences(genome, preds, genome_path, preds_path):
         other = species[np.flatnonzero(species != species[0])[0]]
         raise cli.UserError(f"{genome_path}: more than one species ({species[0].decode()!r}, "
                             f"{other.decode()!r}); HelixerPost allows one species per file")
-    for key in ("test_data_path",):
-        if key in preds.attrs:
-            log.debug("%s was predicted from %s", preds_path, preds.attrs[key])
+    # Prediction files may carry the row identity (seqids/start_ends, at the root or in data/):
+    # then it must be the genome file's.
+    for name, ours in (("seqids", seqids), ("start_ends", start_ends)):
+        for key in (name, f"data/{name}"):
+            if key in preds and isinstance(preds[key], h5py.Dataset):
+                theirs = preds[key][:]
+                if theirs.shape != ours.shape or (theirs != ours).any():
+                    row = (int(np.flatnonzero((theirs != ours).reshape(len(ours), -1).any(1))[0])
+                           if theirs.shape == ours.shape else None)
+                    raise cli.UserError(
+                        f"{genome_path} and {preds_path} do not correspond: {key} differs from "
+                        f"data/{name}" + (f" (first at row {row})" if row is not None else ""))
     # contiguous runs of the same seqid are sequences
     change = np.flatnonzero(seqids[1:] != seqids[:-1]) + 1
     bounds = np.concatenate(([0], change, [n]))
