@@ -5,6 +5,8 @@ GT-AG / GC-AG / AT-AC introns, genes cut at the sequence end, N runs, IUPAC code
 than the window) and predictions made from the designed labels, blended with Dirichlet noise and
 cut into padded rows exactly like Helixer's files.
 """
+import pathlib
+
 import h5py
 import numpy as np
 
@@ -17,6 +19,7 @@ STOPS = ["TAA", "TAG", "TGA"]
 INTRONS = {"gtag": ("GT", "AG"), "gcag": ("GC", "AG"), "atac": ("ATATCCT", "AC")}
 COMPLEMENT = bytes.maketrans(b"ACGTNRYKMSWBDHV", b"TGCANYRMKSWVHDB")
 IG, UTR, CDS, INTRON = range(4)
+ROOT = pathlib.Path(__file__).resolve().parents[2]
 
 
 def revcomp(seq):
@@ -184,3 +187,30 @@ def make_case(seed, genome_path, preds_path, **write_kw):
                   peak=float(rng.choice([0.8, 0.8, 0.6, 0.9])),
                   min_length=int(rng.choice([60, 60, 100, 0, 30])))
     return params
+
+
+def galaxy_test_data(directory):
+    """The Galaxy wrapper's tiny inputs: one 4 kb sequence with genes on both strands (L 1000),
+    and a predictions file with one row missing (the expected-failure test)."""
+    directory = pathlib.Path(directory)
+    rng = np.random.default_rng(2024)
+    while True:
+        seq, labels, phases = design_sequence(rng, 4000, n_genes=3)
+        if (labels["+"] == CDS).any() and (labels["-"] == CDS).any():
+            break
+    p, q = {}, {}
+    for s in "+-":
+        p[s], q[s] = predictions_from_labels(rng, labels[s], phases[s], 0.05)
+        p[s], q[s] = (np.round(a.astype(np.float32) * 32) / 32 for a in (p[s], q[s]))  # small files
+    genome = directory / "helixer_post_genome.h5"
+    preds = directory / "helixer_post_predictions.h5"
+    write_pair(genome, preds, [("chr1", seq, p, q)], "tiny", 1000,
+               md5="0123456789abcdef0123456789abcdef  tiny_model.h5")
+    with h5py.File(preds) as f, h5py.File(directory / "helixer_post_predictions_short.h5", "w") as o:
+        for name in ("predictions", "predictions_phase"):
+            o.create_dataset(name, data=f[name][:-1], chunks=(1, 1000, 4), compression="gzip")
+
+
+if __name__ == "__main__":
+    import sys
+    galaxy_test_data(sys.argv[1])

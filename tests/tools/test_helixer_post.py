@@ -256,3 +256,13 @@ def test_model_md5_line_only_for_vlen_utf8(case, tmp_path):
     head = (tmp_path / "o.gff3").read_text().splitlines()[:3]
     assert head[:2] == ["##gff-version 3.2.1", "##species testspecies"]
     assert head[2].startswith("##sequence-region")
+
+
+def test_galaxy_test_data(tmp_path):
+    """The Galaxy wrapper's expected output is HelixerPost's output on the committed inputs."""
+    d = postcases.ROOT / "galaxy" / "test-data"
+    g, p = d / "helixer_post_genome.h5", d / "helixer_post_predictions.h5"
+    rust_post(g, p, tmp_path / "rust.gff3")
+    ours(g, p, tmp_path / "ours.gff3")
+    assert same(tmp_path / "rust.gff3", d / "helixer_post_output.gff3")
+    assert same(tmp_path / "ours.gff3", d / "helixer_post_output.gff3")
