@@ -276,28 +276,31 @@ def detect_minus_padding(preds, sequences, start_ends, L, path):
     return choice
 
 
-def read_strands(genome, preds, seq, start_ends, L, minus_padding):
-    """Per-strand streams (X, classes, phases) as float16 (n, 4), 5'->3' on each strand.
+READ_ROWS = 32  # rows read at a time (bounds memory beside the strand streams)
 
-    Only the |start - end| valid positions of each row are read: from the row start, except
-    for minus-strand prediction rows when ``minus_padding`` is 'start' (Helixer 0.3.6)."""
-    X, P, PH = genome["data/X"], preds["predictions"], preds["predictions_phase"]
+
+def read_strand(genome, preds, rows, start_ends, L, shifted):
+    """One strand's streams (X, classes, phases) as float16 (n, 4), 5'->3' on that strand.
+
+    Only the |start - end| valid positions of each row are read: from the row start, or from
+    the row end when ``shifted`` (Helixer 0.3.6's minus-strand predictions, padding first)."""
+    lengths = np.abs(start_ends[rows, 1] - start_ends[rows, 0])
+    offsets = np.concatenate(([0], np.cumsum(lengths)))
     out = []
-    for strand, rows in (("+", seq.fwd), ("-", seq.rev)):
-        lo, hi = int(rows.min()), int(rows.max()) + 1
-        contiguous = hi - lo == len(rows)
-        sel = slice(lo, hi) if contiguous else np.sort(rows)
-        order = rows - lo if contiguous else np.searchsorted(np.sort(rows), rows)
-        lengths = np.abs(start_ends[rows, 1] - start_ends[rows, 0])
-        data = []
-        for ds in (X, P, PH):
-            block = ds[sel]
-            shifted = strand == "-" and ds is not X and minus_padding == "start"
-            parts = [block[o, (L - n if shifted else 0):(L if shifted else n)]
-                     for o, n in zip(order, lengths)]
-            data.append(np.concatenate(parts) if len(parts) > 1 else parts[0])
-            del block
-        out.append((strand, data[0], data[1], data[2]))
+    for ds, shift in ((genome["data/X"], False), (preds["predictions"], shifted),
+                      (preds["predictions_phase"], shifted)):
+        stream = np.empty((int(offsets[-1]), 4), ds.dtype)
+        i = 0
+        while i < len(rows):
+            j = i + 1  # a batch of consecutive file rows
+            while j < len(rows) and j - i < READ_ROWS and rows[j] == rows[j - 1] + 1:
+                j += 1
+            block = ds[int(rows[i]):int(rows[j - 1]) + 1]
+            for k in range(i, j):
+                n = int(lengths[k])
+                stream[offsets[k]:offsets[k + 1]] = block[k - i, L - n:] if shift else block[k - i, :n]
+            i = j
+        out.append(stream)
     return out
 
 
@@ -420,13 +423,15 @@ def post_process(genome_path, preds_path, out, window, edge, peak, min_length, t
         try:
             for seq in sequences:
                 jobs = []
-                for strand, x, cls, phase in read_strands(genome, preds, seq, start_ends, L,
-                                                             minus_padding):
+                for strand, rows in (("+", seq.fwd), ("-", seq.rev)):
+                    x, cls, phase = read_strand(genome, preds, rows, start_ends, L,
+                                                strand == "-" and minus_padding == "start")
                     if pool:
                         jobs.append((strand, pool.submit(decode_strand, x, cls, phase,
                                                          window, edge, peak)))
                     else:
                         jobs.append((strand, decode_strand(x, cls, phase, window, edge, peak)))
+                    del x, cls, phase
                 pending.append((seq, jobs))
                 while len(pending) > (threads if pool else 0):
                     flush(pending.pop(0))

@@ -214,3 +214,32 @@ def galaxy_test_data(directory):
 if __name__ == "__main__":
     import sys
     galaxy_test_data(sys.argv[1])
+
+
+def softmax_predictions(onehot, rng, scale=6.0, sigma=1.0):
+    """Softmax(scale * one-hot + N(0, sigma)) as float16: realistic-looking model output."""
+    logits = scale * onehot.astype(np.float32) + rng.normal(0, sigma, onehot.shape)
+    e = np.exp(logits - logits.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float16)
+
+
+def synthesise_predictions(genome, out, rows=None, seed=7, start_ends=None):
+    """Predictions from a geenuff2h5 file's labels (data/y, data/phases) for ``rows`` (default
+    all); with ``rows`` also a genome file of those rows (written to ``start_ends[0]``)."""
+    rng = np.random.default_rng(seed)
+    with h5py.File(genome) as g, h5py.File(out, "w") as f:
+        y, ph = g["data/y"], g["data/phases"]
+        rows = np.arange(y.shape[0]) if rows is None else np.asarray(rows)
+        L = y.shape[1]
+        dsets = [f.create_dataset(name, (len(rows), L, 4), np.float16, chunks=(1, L, 4),
+                                  compression="gzip", shuffle=True)
+                 for name in ("predictions", "predictions_phase")]
+        for i, r in enumerate(rows):
+            for src, dst in zip((y, ph), dsets):
+                dst[i] = softmax_predictions(src[int(r)], rng)
+        f.attrs["model_md5sum"] = "00000000000000000000000000000000  synthetic-from-labels"
+        if start_ends is not None:
+            with h5py.File(start_ends, "w") as sub:
+                for name in ("X", "seqids", "species", "start_ends"):
+                    sub.create_dataset(f"data/{name}", data=g["data"][name][rows],
+                                       compression="gzip")

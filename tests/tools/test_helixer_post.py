@@ -266,3 +266,19 @@ def test_galaxy_test_data(tmp_path):
     ours(g, p, tmp_path / "ours.gff3")
     assert same(tmp_path / "rust.gff3", d / "helixer_post_output.gff3")
     assert same(tmp_path / "ours.gff3", d / "helixer_post_output.gff3")
+
+
+def test_differential_spombe_slice(shared_data, tmp_path):
+    """Real sequence and real gene structures: the first 213840 bp of S. pombe chr I (both
+    strands) with predictions synthesised from the reference labels."""
+    src = shared_data / "helixer_h5" / "upstream_0.3.6" / "spombe_chrI.geenuff2h5.rnaseq.h5"
+    with h5py.File(src) as h5:
+        se = h5["data/start_ends"][:]
+    k = 10
+    rows = np.concatenate([np.arange(k), np.flatnonzero((se[:, 0] > se[:, 1]) & (se[:, 0] <= k * 21384))])
+    g, p = tmp_path / "g.h5", tmp_path / "p.h5"
+    postcases.synthesise_predictions(src, p, rows=rows, start_ends=g)
+    rust_post(g, p, tmp_path / "rust.gff3")
+    ours(g, p, tmp_path / "ours.gff3", extra=["--threads", "2"])
+    assert (tmp_path / "rust.gff3").read_text().count("\tgene\t") > 50
+    assert same(tmp_path / "rust.gff3", tmp_path / "ours.gff3")
