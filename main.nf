@@ -7,6 +7,7 @@
 
 include { FASTA2H5         } from './modules/fasta2h5/main'
 include { ANNOTATION_TO_H5 } from './subworkflows/annotation_to_h5/main'
+include { HELIXER_POST     } from './modules/helixer_post/main'
 
 workflow {
     main:
@@ -30,6 +31,12 @@ workflow {
     if (params.gff3) {
         ch_annotated = ch_fasta.map { meta, fasta -> [meta, file(params.gff3, checkIfExists: true), fasta] }
         ANNOTATION_TO_H5(ch_annotated)
+    }
+
+    // --predictions: genome HDF5 + predictions HDF5 -> gene models GFF3 (helixer_post_bin)
+    if (params.predictions) {
+        ch_predictions = ch_genome_h5.map { meta, h5 -> [meta, h5, file(params.predictions, checkIfExists: true)] }
+        HELIXER_POST(ch_predictions)
     }
 
     // Later steps plug in here and read FASTA2H5.out.h5 (the genome h5) or ch_fasta, e.g.
