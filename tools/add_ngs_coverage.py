@@ -394,12 +394,14 @@ class BamSummary:
         self.informative = self.agree_first = 0
         self.cov_genic = self.cov_inter = 0
         self.n_genic = self.n_inter = 0
+        self.annotated = False
 
     def add(self, result, annotation, cov_runs):
         for k, v in result["counts"].items():
             self.counts[k] += v
         if annotation is None:
             return
+        self.annotated = True
         genic, inter, count_genic, count_inter = annotation
         mid = np.clip(result["mid"], 0, genic.shape[1] - 1)
         g_plus, g_minus = genic[0, mid], genic[1, mid]
@@ -424,6 +426,10 @@ class BamSummary:
             log.info("%s: mean coverage %.3f on genic bases, %.3f on intergenic bases (per strand)",
                      self.path, self.cov_genic / max(self.n_genic, 1),
                      self.cov_inter / max(self.n_inter, 1))
+        if not self.annotated:
+            log.info("%s: strandedness check skipped: the file has no annotation (data/y)",
+                     self.path)
+            return None
         if self.informative < MIN_INFORMATIVE_READS:
             log.info("%s: strandedness check skipped: only %d reads overlap a gene annotated on "
                      "just one strand", self.path, self.informative)
