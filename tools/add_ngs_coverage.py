@@ -168,61 +168,84 @@ class MaskCounter:
 # The BAM side: counting (runs in worker processes)
 
 
+#: CIGAR operations that consume the reference; those counted as coverage; as spliced coverage.
+_CONSUMES = np.zeros(256, bool)
+_CONSUMES[list(b"MDN=X")] = True
+_ALIGNED = np.zeros(256, bool)
+_ALIGNED[list(b"M=X")] = True
+_GAP = np.zeros(256, bool)
+_GAP[list(b"DN")] = True
+_NOT_DIGIT = np.ones(256, bool)
+_NOT_DIGIT[list(b"0123456789")] = False
+
+
+def parse_cigars(cigars):
+    """Vectorised CIGAR strings -> (read index, op character, length) of every operation."""
+    lens = np.fromiter(map(len, cigars), dtype=np.int64, count=len(cigars))
+    text = np.frombuffer("".join(cigars).encode(), dtype=np.uint8)
+    is_op = _NOT_DIGIT[text]
+    op_pos = np.flatnonzero(is_op)
+    read = np.searchsorted(np.cumsum(lens), op_pos, side="right")
+    digit_pos = np.flatnonzero(~is_op)
+    owner = np.searchsorted(op_pos, digit_pos)
+    power = np.power(10.0, op_pos[owner] - 1 - digit_pos)
+    length = np.bincount(owner, weights=(text[digit_pos] - 48) * power,
+                         minlength=len(op_pos)).round().astype(np.int64)
+    return read, text[op_pos], length
+
+
 def count_reads(task):
     """Aligned blocks of the usable reads of one BAM on one sequence.
 
+    Python only collects flag, position and CIGAR per record; everything else is vectorised.
     Returns a dict: 'cov' and 'spliced' = [(starts, ends) for + strand, for - strand] (int64),
     'mid' (read midpoints) and 'fs_minus' (transcript strand if read 1 were sense), counters.
     """
     bam_path, index_path, seqid, mode, shift = task
-    blocks = ([], []), ([], [])          # coverage (starts, ends) per strand
-    spl = ([], []), ([], [])             # spliced coverage
-    mids, fs_minus = [], []
-    unmapped = secondary = qcfail = used = spliced = 0
+    flags, positions, cigars = [], [], []
+    add_flag, add_pos, add_cigar = flags.append, positions.append, cigars.append
     with pysam.AlignmentFile(bam_path, "rb", index_filename=index_path) as bam:
         for read in bam.fetch(seqid):
-            flag = read.flag
-            if flag & 0x4:
-                unmapped += 1
-                continue
-            if flag & 0x100:
-                secondary += 1
-                continue
-            if flag & 0x200:
-                qcfail += 1
-                continue
-            rev = bool(flag & 0x10)
-            fs = rev != ((flag & 0x81) == 0x81)  # mate 2 is on the transcript's other strand
-            minus = fs if mode == "first" else (not fs if mode == "second" else rev)
-            pos = read.reference_start
-            if shift:
-                pos += SHIFT_MINUS if rev else SHIFT_PLUS
-            first = pos
-            starts, ends = blocks[minus]
-            for op, n in read.cigartuples:
-                if op == 0 or op == 7 or op == 8:  # M = X
-                    starts.append(pos)
-                    pos += n
-                    ends.append(pos)
-                elif op == 3 or op == 2:           # N D
-                    if op == 3:
-                        spliced += 1
-                    if not shift:
-                        spl[minus][0].append(pos)
-                        spl[minus][1].append(pos + n)
-                    pos += n
-            used += 1
-            mids.append((first + pos) >> 1)
-            fs_minus.append(fs)
+            add_flag(read.flag)
+            add_pos(read.reference_start)
+            add_cigar(read.cigarstring or "")
+    flag = np.array(flags, dtype=np.int64)
+    pos = np.array(positions, dtype=np.int64)
+    unmapped = (flag & 0x4) != 0
+    secondary = ~unmapped & ((flag & 0x100) != 0)
+    qcfail = ~unmapped & ~secondary & ((flag & 0x200) != 0)
+    used = ~(unmapped | secondary | qcfail)
+    rev = (flag & 0x10) != 0
+    fs = rev != ((flag & 0x81) == 0x81)  # mate 2 lies on the transcript's other strand
+    minus = fs if mode == "first" else (~fs if mode == "second" else rev)
+    if shift:
+        pos = pos + np.where(rev, SHIFT_MINUS, SHIFT_PLUS)
 
-    def arr(x):
-        return np.array(x, dtype=np.int64)
+    read, op, length = parse_cigars(cigars)
+    keep = used[read]
+    read, op, length = read[keep], op[keep], length[keep]
+    ref_len = np.where(_CONSUMES[op], length, 0)
+    before = np.cumsum(ref_len) - ref_len            # reference bases of earlier ops (global)
+    per_read = np.bincount(read, weights=ref_len, minlength=len(flag)).astype(np.int64)
+    read_base = np.cumsum(per_read) - per_read       # ... of the ops of earlier reads
+    start = pos[read] + before - read_base[read]
+    end = start + ref_len
+    read_end = pos + per_read
 
-    return {"cov": [(arr(s), arr(e)) for s, e in blocks],
-            "spliced": [(arr(s), arr(e)) for s, e in spl],
-            "mid": arr(mids), "fs_minus": np.array(fs_minus, dtype=bool),
-            "counts": {"used": used, "unmapped": unmapped, "secondary": secondary,
-                       "qc_fail": qcfail, "spliced_blocks": spliced}}
+    def by_strand(sel):
+        m = minus[read[sel]]
+        s, e = start[sel], end[sel]
+        return [(s[~m], e[~m]), (s[m], e[m])]
+
+    aligned = _ALIGNED[op]
+    gap = _GAP[op] & (not shift)
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    return {"cov": by_strand(aligned),
+            "spliced": by_strand(gap) if not shift else [empty, empty],
+            "mid": ((pos + read_end) >> 1)[used], "fs_minus": fs[used],
+            "counts": {"used": int(used.sum()), "unmapped": int(unmapped.sum()),
+                       "secondary": int(secondary.sum()), "qc_fail": int(qcfail.sum()),
+                       "spliced_blocks": int((op == ord("N")).sum())}}
 
 
 def coverage_runs(starts, ends, seq_len, L):
