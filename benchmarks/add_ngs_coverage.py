@@ -35,17 +35,18 @@ print(n)
 
 
 def measure(cmd):
-    """Wall seconds and peak RSS (MB) of ``cmd`` in a fresh wrapper process."""
+    """Wall seconds, peak RSS (MB), printed count and CPU seconds of ``cmd`` (fresh process)."""
     wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
                "r = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE); "
                "w = time.perf_counter() - t; "
-               "print(r.returncode, w, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, "
-               "r.stdout.decode().strip() or 0)")
+               "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+               "print(r.returncode, w, u.ru_maxrss, r.stdout.decode().strip() or 0, "
+               "u.ru_utime + u.ru_stime)")
     out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True,
                          check=True).stdout.split()
     if out[0] != "0":
         raise SystemExit(f"command failed: {' '.join(cmd)}")
-    return float(out[1]), int(out[2]) / 1024, int(out[3])
+    return float(out[1]), int(out[2]) / 1024, int(out[3]), float(out[4])
 
 
 def main():
@@ -63,8 +64,8 @@ def main():
                 h5py.File(source, "w") as b:
             a.copy("data", b)
         target = pathlib.Path(tmp) / "spombe.h5"
-        floor, floor_rss, n_reads = min(measure([sys.executable, "-c", FLOOR, *bams])
-                                        for _ in range(args.repeats))
+        floor, floor_rss, n_reads, floor_cpu = min(measure([sys.executable, "-c", FLOOR, *bams])
+                                                   for _ in range(args.repeats))
         t0 = time.perf_counter()
         import pysam
         for path in bams:
@@ -82,7 +83,7 @@ def main():
                              "--threads", str(threads)])
                 best = m if best is None or m[0] < best[0] else best
             runs[threads] = best
-    wall, rss, _ = runs[1]
+    wall, rss, _, cpu = runs[1]
     print(json.dumps({
         "tool": "add_ngs_coverage.py", "input": "S. pombe chr I (5.58 Mb, 522 rows), 5 BAMs",
         "reads": n_reads,
@@ -92,6 +93,8 @@ def main():
         "floor_s": round(floor, 3), "floor_peak_rss_mb": round(floor_rss, 1),
         "floor_in_process_s": round(floor_in_process, 3),
         "ratio_to_floor": round(wall / floor, 2),
+        "cpu_s": round(cpu, 3), "floor_cpu_s": round(floor_cpu, 3),
+        "cpu_ratio_to_floor": round(cpu / floor_cpu, 2),
         "upstream_reference": "Helixer 0.3.6: 3.8 s, 545 MB (shared/data/helixer_h5/upstream_0.3.6/README.md)",
         "cpus": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2),
     }))

@@ -107,26 +107,41 @@ def row_chunks(run_values, run_lengths, run_rows, n_rows):
 
     run_values: int64 (R,), run_lengths (R,), run_rows (R,) non-decreasing row index. Each row's
     runs must add up to the row length. Returns a list of ``n_rows`` bytes objects.
+
+    Byte planes above the largest value hold only 0 (and 0xFF where a value is -1): they are the
+    same for every such plane of a row, so they are encoded once per row and repeated.
     """
     run_values = np.asarray(run_values, np.int64)
     run_lengths = np.asarray(run_lengths, np.int64)
     run_rows = np.asarray(run_rows, np.int64)
+    if len(run_values) and run_values.min() < -1:
+        K = ITEMSIZE
+    else:
+        top = int(run_values.max()) if len(run_values) else 0
+        K = min(ITEMSIZE, (max(top, 0).bit_length() + 7) // 8)
     per_row = np.bincount(run_rows, minlength=n_rows)
     row_first = np.concatenate([[0], np.cumsum(per_row)])
-    # Segments (row, plane) in row-major order; each repeats the row's runs.
-    seg_len = np.repeat(per_row, ITEMSIZE)
-    seg_first = np.repeat(row_first[:-1], ITEMSIZE)
+    # Planes 0..K-1: segments (row, plane) in row-major order; each repeats the row's runs.
+    seg_len = np.repeat(per_row, K)
+    seg_first = np.repeat(row_first[:-1], K)
     total = int(seg_len.sum())
     idx = (np.repeat(seg_first, seg_len)
            + np.arange(total) - np.repeat(np.cumsum(seg_len) - seg_len, seg_len))
-    seg = np.repeat(np.arange(n_rows * ITEMSIZE), seg_len)
-    plane = seg % ITEMSIZE
+    seg = np.repeat(np.arange(n_rows * K), seg_len)
+    plane = (seg % K) if K else seg
     raw = run_values.view(np.uint64)[idx]
     values = ((raw >> (8 * plane).astype(np.uint64)) & np.uint64(0xFF)).astype(np.uint8)
-    buf, offsets = encode_runs(values, run_lengths[idx], seg, n_rows * ITEMSIZE)
+    buf, offsets = encode_runs(values, run_lengths[idx], seg, n_rows * K)
     data = buf.tobytes()
-    row_off = offsets[::ITEMSIZE]
-    return [data[row_off[r]:row_off[r + 1]] for r in range(n_rows)]
+    row_off = offsets[::K] if K else np.zeros(n_rows + 1, np.int64)
+    if K == ITEMSIZE:
+        return [data[row_off[r]:row_off[r + 1]] for r in range(n_rows)]
+    # Planes K..7: 0xFF where the value is -1, else 0; one encoding per row, repeated.
+    simple, s_off = encode_runs(np.where(run_values == -1, 0xFF, 0), run_lengths, run_rows, n_rows)
+    simple = simple.tobytes()
+    reps = ITEMSIZE - K
+    return [data[row_off[r]:row_off[r + 1]] + simple[s_off[r]:s_off[r + 1]] * reps
+            for r in range(n_rows)]
 
 
 def lzf_decompress(data, out_size):
