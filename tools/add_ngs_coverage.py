@@ -9,6 +9,7 @@ import contextlib
 import logging
 import multiprocessing
 import os
+import shutil
 import signal
 import tempfile
 
@@ -500,13 +501,15 @@ def add_coverage(args, mode):
         tasks = [(b, idx, sid, mode, args.shift) for sid in layout.seqids for b, idx in bams]
         n_proc = min(args.threads, len(tasks), os.cpu_count() or 1) if args.threads > 1 else 1
         if n_proc > 1:
-            pool = stack.enter_context(multiprocessing.get_context("fork").Pool(n_proc))
+            pool = stack.enter_context(multiprocessing.get_context("fork").Pool(
+                n_proc, initializer=_worker_init))
             results = pool.imap(count_reads, tasks)
         else:
             results = map(count_reads, tasks)
         summaries = [BamSummary(b) for b in args.bam]
         progress = cli.Progress("add_ngs_coverage", sum(layout.lengths), "bp")
-        tmp = stack.enter_context(cli.atomic_update(path))
+        check_free_space(path)
+        tmp = stack.enter_context(cli.atomic_update(os.path.realpath(path)))
         with h5py.File(tmp, "r+") as h5:
             ev = h5.require_group("evaluation")
             cov, col0 = _dataset(ev, f"{args.dataset_prefix}_coverage", layout, len(bams))
@@ -541,6 +544,8 @@ def add_coverage(args, mode):
                 d[col0:] = names
             else:
                 meta.create_dataset("bam_files", data=names, maxshape=(None,))
+        with open(tmp, "rb+") as fh:  # on disk before the rename (power loss, not just kill)
+            os.fsync(fh.fileno())
         agreements = [s.report(mode) for s in summaries]
     return agreements
 
@@ -558,6 +563,22 @@ def main(argv=None):
     add_coverage(args, mode)
     log.info("added %d coverage column(s) to %s", len(args.bam), args.h5_data)
     return 0
+
+
+def check_free_space(path):
+    """The update works on a copy beside the file: it needs the file's size again, and more."""
+    size = os.path.getsize(path)
+    free = shutil.disk_usage(os.path.dirname(os.path.realpath(path))).free
+    if free < 1.1 * size + (64 << 20):
+        raise cli.UserError(f"{path}: not enough free space beside the file for the temporary copy "
+                            f"the atomic update needs ({size / 2**20:.0f} MiB + the coverage; "
+                            f"{free / 2**20:.0f} MiB free)")
+
+
+def _worker_init():
+    """Workers leave Ctrl-C and kill to the main process, which stops the pool and cleans up."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def _terminate(signum, frame):
