@@ -382,6 +382,15 @@ def check_existing(h5, prefix, layout, path):
     present = [n in ev for n in names]
     if any(present) and not all(present):
         raise cli.UserError(f"{path}: only one of evaluation/{names[0]} and {names[1]} exists")
+    if all(present):
+        columns = {ev[n].shape[2] for n in names}
+        meta = ev.get(f"{prefix}_meta/bam_files")
+        listed = None if meta is None else meta.shape[0]
+        if len(columns) > 1 or listed not in columns:
+            raise cli.UserError(f"{path}: evaluation/{names[0]} and {names[1]} have "
+                                f"{'/'.join(map(str, sorted(columns)))} columns but "
+                                f"evaluation/{prefix}_meta/bam_files lists {listed or 0} BAMs; "
+                                "cannot append consistently")
 
 
 def _fast_path(dset):

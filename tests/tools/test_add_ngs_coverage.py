@@ -379,3 +379,31 @@ def test_failure_midway_leaves_file_unchanged(tiny, run_tool, monkeypatch):
         anc.main(["-s", "tiny", "-d", str(h5), "-b", str(bam), "--unstranded"])
     assert sha256(h5) == before
     assert [p.name for p in h5.parent.iterdir() if p.name.endswith(".part")] == []
+
+
+def test_inconsistent_existing_columns(tiny, run_tool):
+    h5, bam = tiny
+    assert run_tool(anc.main, ["-s", "tiny", "-d", h5, "-b", bam, "--unstranded"])[0] == 0
+    with h5py.File(h5, "a") as f:
+        del f["evaluation/cage_meta/bam_files"]
+    before = sha256(h5)
+    code, err = run_tool(anc.main, ["-s", "tiny", "-d", h5, "-b", bam, "--unstranded"])
+    assert code == 1 and "lists 0 BAMs" in err
+    assert sha256(h5) == before
+
+
+def test_incompressible_chunk_stored_unfiltered(tmp_path):
+    """A row LZF cannot shrink is stored shuffled only (lzf bit set in the filter mask)."""
+    L = 16
+    rng = np.random.default_rng(3)
+    values = rng.integers(2 ** 56, 2 ** 62, size=L, dtype=np.int64)
+    with h5py.File(tmp_path / "c.h5", "w") as f:
+        d = f.create_dataset("c", shape=(2, L, 1), maxshape=(None, L, None), chunks=(1, L, 1),
+                             dtype=np.int64, fillvalue=-1, compression="lzf", shuffle=True)
+        runs = (np.append(values, 3), np.append(np.ones(L, np.int64), L), np.repeat([0, 1], [L, 1]))
+        anc.write_column(d, 0, slice(0, 2), runs, fast=True)
+        assert d.id.read_direct_chunk((0, 0, 0))[0] == 2
+        assert d.id.read_direct_chunk((1, 0, 0))[0] == 0
+    with h5py.File(tmp_path / "c.h5") as f:
+        np.testing.assert_array_equal(f["c"][0, :, 0], values)
+        assert (f["c"][1, :, 0] == 3).all()
