@@ -305,10 +305,18 @@ def prepare_bam(path, layout, tmpdir):
     try:
         bam = pysam.AlignmentFile(path, "rb", check_sq=False)
     except (ValueError, OSError) as e:
-        raise cli.UserError(f"{path}: not a readable BAM file ({e})") from None
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        hint = ""
+        if head.startswith(b"CRAM"):
+            hint = f"; it is CRAM: convert it with samtools view -b -T genome.fa -o x.bam {path}"
+        elif head[:1] == b"@":
+            hint = f"; it looks like SAM text: convert it with samtools view -b -o x.bam {path}"
+        raise cli.UserError(f"{path}: not a readable BAM file ({e}){hint}") from None
     with bam:
         refs = dict(zip(bam.references, bam.lengths))
-        has_index = bam.has_index()
+        is_bam = bam.is_bam
+        has_index = is_bam and bam.has_index()
         sort_order = bam.header.to_dict().get("HD", {}).get("SO", "unknown")
     missing = [s for s in layout.seqids if s not in refs]
     wrong = [f"{s} ({refs[s]} bp in the BAM, {n} bp in the HDF5 file)"
@@ -330,17 +338,22 @@ def prepare_bam(path, layout, tmpdir):
                  "reads are ignored", path, others)
     if has_index:
         return path, None
-    base = os.path.join(tmpdir, f"{len(os.listdir(tmpdir))}_{os.path.basename(path)}")
-    try:
-        pysam.index(path, base + ".bai")
-        log.warning("%s has no index; indexed it into a temporary directory. To save this step "
-                    "next time run: samtools index %s", path, path)
-        return path, base + ".bai"
-    except pysam.utils.SamtoolsError:
-        pass
-    log.warning("%s is not sorted by coordinate (header SO:%s); sorting it into a temporary "
-                "directory. To save this step next time run: samtools sort -o sorted.bam %s && "
-                "samtools index sorted.bam", path, sort_order, path)
+    base = os.path.join(tmpdir, f"{len(os.listdir(tmpdir))}_{os.path.basename(path)}.bam")
+    if is_bam:
+        try:
+            pysam.index(path, base + ".bai")
+            log.warning("%s has no index; indexed it into a temporary directory. To save this "
+                        "step next time run: samtools index %s", path, path)
+            return path, base + ".bai"
+        except pysam.utils.SamtoolsError:
+            pass
+        log.warning("%s is not sorted by coordinate (header SO:%s); sorting it into a temporary "
+                    "directory. To save this step next time run: samtools sort -o sorted.bam %s "
+                    "&& samtools index sorted.bam", path, sort_order, path)
+    else:
+        log.warning("%s is not BAM (SAM or CRAM); converting it into a sorted temporary BAM. To "
+                    "save this step next time run: samtools sort -o sorted.bam %s && samtools "
+                    "index sorted.bam", path, path)
     try:
         pysam.sort("-o", base, path)
         pysam.index(base, base + ".bai")

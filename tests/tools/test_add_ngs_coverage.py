@@ -11,6 +11,7 @@ import time
 
 import h5py
 import numpy as np
+import pysam
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -407,3 +408,15 @@ def test_incompressible_chunk_stored_unfiltered(tmp_path):
     with h5py.File(tmp_path / "c.h5") as f:
         np.testing.assert_array_equal(f["c"][0, :, 0], values)
         assert (f["c"][1, :, 0] == 3).all()
+
+
+def test_sam_input_is_converted(tmp_path, run_tool):
+    h5 = cd.make_h5(tmp_path / "tiny.h5")
+    bam = cd.make_bam(tmp_path / "r.bam")
+    sam = tmp_path / "r.sam"
+    sam.write_text(pysam.view("-h", str(bam)))
+    code, err = run_tool(anc.main, ["-s", "tiny", "-d", h5, "-b", sam, "--unstranded"])
+    assert code == 0, err
+    assert "is not BAM (SAM or CRAM)" in err
+    check_file(h5, "tiny", [cd.READS], "unstranded")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["r.bam", "r.bam.bai", "r.sam", "tiny.h5"]
