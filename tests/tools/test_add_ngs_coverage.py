@@ -38,7 +38,7 @@ def tiny(tmp_path):
     return h5, bam
 
 
-def check_file(h5path, species, column_reads, mode, shift=False, prefix="cage"):
+def check_file(h5path, species, column_reads, mode, shift=False, prefix="cage", sequences=cd.SEQUENCES):
     """Every column equals the per-base reference of its reads; bam_files lists them in order."""
     with h5py.File(h5path) as h5:
         cov = h5[f"evaluation/{prefix}_coverage"]
@@ -48,7 +48,7 @@ def check_file(h5path, species, column_reads, mode, shift=False, prefix="cage"):
             assert d.shuffle and d.chunks == (1, cd.L, 1) and d.maxshape == (None, cd.L, None)
         assert cov.shape[2] == len(column_reads)
         for j, reads in enumerate(column_reads):
-            per_seq = cd.expected_coverage(reads, cd.SEQUENCES, mode, shift)
+            per_seq = cd.expected_coverage(reads, sequences, mode, shift)
             np.testing.assert_array_equal(cov[:, :, j], cd.expected_rows(h5path, species, per_seq, 0),
                                           err_msg=f"coverage column {j}")
             np.testing.assert_array_equal(spl[:, :, j], cd.expected_rows(h5path, species, per_seq, 1),
@@ -420,3 +420,15 @@ def test_sam_input_is_converted(tmp_path, run_tool):
     assert "is not BAM (SAM or CRAM)" in err
     check_file(h5, "tiny", [cd.READS], "unstranded")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["r.bam", "r.bam.bai", "r.sam", "tiny.h5"]
+
+
+def test_lengths_multiple_of_L(tmp_path, run_tool):
+    """No padding row when a sequence is a multiple of L; reads across row boundaries."""
+    seqs = [("s", "c20", 20), ("s", "c10", 10), ("s", "c1", 1)]
+    reads = [("a", 0, "c20", 5, "10M"), ("b", 16, "c20", 8, "2M6N4M"), ("c", 145, "c10", 0, "10M"),
+             ("d", 65, "c1", 0, "1M"), ("e", 0, "c20", 19, "1M")]
+    h5 = cd.make_h5(tmp_path / "m.h5", sequences=seqs)
+    bam = cd.make_bam(tmp_path / "m.bam", reads=reads, refs=[("c20", 20), ("c10", 10), ("c1", 1)])
+    code, err = run_tool(anc.main, ["-s", "s", "-d", h5, "-b", bam, "--second-read-is-sense-strand"])
+    assert code == 0, err
+    check_file(h5, "s", [reads], "second", sequences=seqs)
