@@ -5,7 +5,9 @@ Writes evaluation/{prefix}_coverage and evaluation/{prefix}_spliced_coverage (ro
 int64, -1 = padding or other species) and evaluation/{prefix}_meta/bam_files. A second run appends
 columns. The file is changed atomically: on any error or interruption it stays as it was.
 """
+import collections
 import contextlib
+import itertools
 import logging
 import multiprocessing
 import os
@@ -525,7 +527,7 @@ def add_coverage(args, mode):
         if n_proc > 1:
             pool = stack.enter_context(multiprocessing.get_context("fork").Pool(
                 n_proc, initializer=_worker_init))
-            results = pool.imap(count_reads, tasks)
+            results = _bounded_imap(pool, count_reads, tasks, 2 * n_proc)
         else:
             results = map(count_reads, tasks)
         summaries = [BamSummary(b) for b in args.bam]
@@ -585,6 +587,19 @@ def main(argv=None):
     add_coverage(args, mode)
     log.info("added %d coverage column(s) to %s", len(args.bam), args.h5_data)
     return 0
+
+
+def _bounded_imap(pool, func, tasks, window):
+    """Like ``pool.imap`` (results in task order) with at most ``window`` tasks in flight, so
+    finished results never pile up faster than they are written."""
+    tasks = iter(tasks)
+    pending = collections.deque(pool.apply_async(func, (t,))
+                                for t in itertools.islice(tasks, window))
+    while pending:
+        result = pending.popleft().get()
+        for t in itertools.islice(tasks, 1):
+            pending.append(pool.apply_async(func, (t,)))
+        yield result
 
 
 def check_free_space(path):
