@@ -8,6 +8,7 @@
 include { FASTA2H5         } from './modules/fasta2h5/main'
 include { ANNOTATION_TO_H5 } from './subworkflows/annotation_to_h5/main'
 include { HELIXER_POST     } from './modules/helixer_post/main'
+include { ADD_NGS_COVERAGE } from './modules/add_ngs_coverage/main'
 
 workflow {
     main:
@@ -37,6 +38,15 @@ workflow {
     if (params.predictions) {
         ch_predictions = ch_genome_h5.map { meta, h5 -> [meta, h5, file(params.predictions, checkIfExists: true)] }
         HELIXER_POST(ch_predictions)
+    }
+
+    // Optional: RNA-seq coverage (--bam 'a.bam,b.bam' or a glob; one column per BAM in this order)
+    // for coverage fine-tuning. On an annotated file (geenuff2h5) the log also checks strandedness.
+    if (params.bam) {
+        def bams = params.bam.toString().tokenize(',').collect { pattern -> files(pattern.trim(), checkIfExists: true).sort() }.flatten()
+        def bais = bams.collect { bam -> file("${bam}.bai") }.findAll { bai -> bai.exists() }
+        ADD_NGS_COVERAGE(ch_genome_h5.map { meta, h5 -> [meta, h5, bams, bais] }, params.strandedness)
+        ADD_NGS_COVERAGE.out.h5.view { meta, h5 -> "HDF5 of ${meta.id} with coverage: ${h5}" }
     }
 
     // Later steps plug in here and read FASTA2H5.out.h5 (the genome h5) or ch_fasta, e.g.
