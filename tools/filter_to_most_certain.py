@@ -353,6 +353,13 @@ def write_filtered(lab, out_path, keep, args):
         out.attrs["predictions_layout"] = args.layout_used
 
 
+def _open(path):
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise cli.UserError(f"cannot read HDF5 input {path}: {e}") from None
+
+
 def main(argv=None):
     args = get_parser().parse_args(argv)
     cli.setup_logging(args.quiet, args.debug)
@@ -363,12 +370,7 @@ def main(argv=None):
     for path in (args.h5_to_filter, args.predictions):
         if not os.path.exists(path):
             raise cli.UserError(f"{path}: no such file")
-    try:
-        lab = h5py.File(args.h5_to_filter, "r")
-        preds = h5py.File(args.predictions, "r")
-    except OSError as e:
-        raise cli.UserError(f"cannot read HDF5 input: {e}") from None
-    with lab, preds:
+    with _open(args.h5_to_filter) as lab, _open(args.predictions) as preds:
         keep, report = compute(args, lab, preds)
         log_report(report)
         args.layout_used = report["predictions_layout"]
