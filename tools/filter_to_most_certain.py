@@ -148,7 +148,14 @@ def pair_rows(lab_ids, lab_se, pred_ids, pred_se, lab_path, pred_path):
 def _read_pred_rows(dset, idx):
     """Rows ``idx`` (any order, unique) of an h5py dataset."""
     order = np.argsort(idx, kind="stable")
-    rows = dset[idx[order]] if len(idx) else dset[0:0]
+    wanted = idx[order]
+    if not len(wanted):
+        return dset[0:0]
+    # read runs of consecutive rows as slices (h5py point selections are slow)
+    breaks = np.flatnonzero(np.diff(wanted) != 1) + 1
+    starts = np.concatenate([[0], breaks])
+    ends = np.concatenate([breaks, [len(wanted)]])
+    rows = np.concatenate([dset[wanted[s]:wanted[e - 1] + 1] for s, e in zip(starts, ends)])
     out = np.empty_like(rows)
     out[order] = rows
     return out

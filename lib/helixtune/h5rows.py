@@ -110,8 +110,8 @@ def copy_rows(src, dsts, masks, names, rows_per_block, progress=None):
             if not any(w.any() for w in wanted):
                 continue
             if len(dsts) == 1 and not wanted[0].all():
-                block = src_dset[np.flatnonzero(wanted[0]) + a]
-                selected = [block]
+                # read only the runs of wanted rows (h5py point selections are slow)
+                selected = [np.concatenate([src_dset[a + s:a + e] for s, e in _runs(wanted[0])])]
             else:
                 block = src_dset[a:b]
                 selected = [block[w] for w in wanted]
@@ -125,6 +125,12 @@ def copy_rows(src, dsts, masks, names, rows_per_block, progress=None):
             assert offsets[i] == int(m.sum()), (name, offsets[i], int(m.sum()))
             written[i] = offsets[i]
     return written
+
+
+def _runs(mask):
+    """(start, end) of every run of True in a boolean array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.view(np.int8), [0]])))
+    return zip(edges[::2].tolist(), edges[1::2].tolist())
 
 
 def rows_per_block(write_by, subsequence_length, log):
