@@ -1,10 +1,16 @@
 """Shared fixtures: the real data in ../shared/data and helpers to run tools in-process."""
 import os
 import pathlib
+import sys
 
 import pytest
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
+# `.venv/bin/python -m pytest` does not activate the venv: put its bin/ (the suite's executables)
+# first on PATH so subprocesses, Galaxy jobs and shutil.which find them.
+_BIN = os.path.dirname(sys.executable)
+if os.environ.get("PATH", "").split(os.pathsep)[0] != _BIN:
+    os.environ["PATH"] = _BIN + os.pathsep + os.environ.get("PATH", "")
 SHARED_DATA = pathlib.Path(os.environ.get("HELIXTUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
