@@ -154,3 +154,32 @@ def assert_strand_blocks_contiguous(order):
             assert block not in runs, f"rows of {block} are not contiguous"
             runs.add(block)
             last = block
+
+
+def galaxy_test_data(directory):
+    """The tiny inputs of galaxy/filter_to_most_certain.xml and galaxy/n90_train_val_split.xml:
+    ``python tests/tools/handmade_h5.py galaxy/test-data`` (re)makes them."""
+    import pathlib
+    d = pathlib.Path(directory)
+    L = 18
+    seqs = [("chr3", 33), ("chr1", 130), ("chr2", 70)]  # FASTA order; geenuff2h5 sorts by length
+    rows = layout(seqs, L)
+    y = labels_for(rows, L, rng=np.random.default_rng(7))
+    write_labels(d / "pseudolabels.h5", rows, L, y, n_bams=2)
+    given = layout(seqs, L, order="given")
+    where = {r: i for i, r in enumerate(rows)}
+    error = np.random.default_rng(8).uniform(0, 0.4, len(rows))
+    preds = predictions_from(y, error)[[where[r] for r in given]]
+    write_predictions(d / "predictions.h5", given, L, preds, d / "genome.h5", coords_attr=False,
+                      padding_first=True)
+    many = [(f"scaffold_{i}", 40 + 9 * i) for i in range(8)]
+    rows = layout(many, L)
+    write_labels(d / "scaffolds.h5", rows, L, labels_for(rows, L, rng=np.random.default_rng(9)),
+                 n_bams=1)
+    rows = layout([("chrI", 100)], L)
+    write_labels(d / "one_chromosome.h5", rows, L, labels_for(rows, L, rng=np.random.default_rng(1)))
+
+
+if __name__ == "__main__":
+    import sys
+    galaxy_test_data(sys.argv[1])
