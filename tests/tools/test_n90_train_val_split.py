@@ -1,5 +1,6 @@
 """n90_train_val_split.py: whole sequences (or blocks) to one side, N90 groups, reproducibility."""
 import csv
+import pathlib
 import hashlib
 
 import h5py
@@ -200,3 +201,24 @@ def test_spombe_chr1(shared_data, tmp_path, run_tool):
             assert h5["data/X"].shape[0] == len(parts[-1])
     train, val = parts
     assert train and val and not train & val and train | val == keys
+
+
+def test_galaxy_test_data_is_made_by_the_project(tmp_path, run_tool):
+    """galaxy/test-data/{pseudolabels,predictions,genome,scaffolds,one_chromosome}.h5 come from
+    tests/tools/handmade_h5.py, and the expected assignment table from the tool itself."""
+    from handmade_h5 import galaxy_test_data
+    root = pathlib.Path(__file__).resolve().parents[2] / "galaxy" / "test-data"
+    galaxy_test_data(tmp_path)
+    for name in ("pseudolabels.h5", "predictions.h5", "genome.h5", "scaffolds.h5",
+                 "one_chromosome.h5"):
+        with h5py.File(tmp_path / name) as new, h5py.File(root / name) as old:
+            names = []
+            old.visititems(lambda k, o: names.append(k) if isinstance(o, h5py.Dataset) else None)
+            assert names
+            for k in names:
+                np.testing.assert_array_equal(new[k][()], old[k][()], err_msg=f"{name} {k}")
+    code, err = run_split(run_tool, root / "pseudolabels.h5", f"{tmp_path}/", "--seed", "3",
+                          "--split-within-sequences", "--block-length", "36")
+    assert code == 0, err
+    assert (tmp_path / "train_val_assignment.tsv").read_text() == \
+        (root / "split_within_assignment.tsv").read_text()
