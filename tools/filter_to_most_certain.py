@@ -7,7 +7,9 @@ region (--predictions, HybridModel.py output) is computed, padding ignored. Rows
 (seqid, start, end), never by position in the file. Rows are stratified by their fraction of
 intergenic bases (quantiles), and in each stratum the --keep-fraction rows with the smallest
 distance are kept. All per-row datasets (data/*, evaluation/* coverage, ...) of the kept rows are
-written in their original order; a JSON report lists strata, thresholds and kept bases.
+written in their original order; a JSON report (and the same table on stderr) lists rows and kept
+rows per stratum, distance thresholds and kept bases per sequence. No timestamp is written: the
+same inputs and --seed give a byte-identical output file.
 """
 import argparse
 import json

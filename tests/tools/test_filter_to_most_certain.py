@@ -248,3 +248,36 @@ def test_mpusilla_real_predictions(shared_data, tmp_path, run_tool):
     row = ftm.score_rows(y[None].astype(np.int8), pred[None].astype(np.float16),
                          np.array([21384 - n]))
     assert row[0][0] / row[1][0] == pytest.approx(expected, rel=1e-3)
+
+
+def test_distances_accumulate_without_float16_rounding():
+    """Upstream sums float16 over 21384 positions (spacing 8-32 at the top); we use float32+."""
+    Lr = 21384
+    rng = np.random.default_rng(3)
+    y = np.zeros((2, Lr, 4), dtype=np.int8)
+    y[0, :, 0] = 1
+    y[1, :15000, 2] = 1  # 6384 bases of padding
+    p = rng.dirichlet(np.ones(4), size=(2, Lr)).astype(np.float16)
+    dist, valid, intergenic = ftm.score_rows(y, p, np.zeros(2, dtype=np.int64))
+    for r in range(2):
+        n = int(y[r].any(-1).sum())
+        exact = np.abs(y[r, :n].astype(np.float64) - p[r, :n].astype(np.float64)).sum()
+        assert dist[r] == pytest.approx(exact, rel=1e-6)
+        assert valid[r] == n
+    assert intergenic.tolist() == [Lr, 0]
+    f16 = np.abs(y[0].astype(np.float16) - p[0]).sum(axis=0, dtype=np.float16).sum(dtype=np.float16)
+    assert abs(float(f16) - dist[0]) > 1e-6 * dist[0], "float16 sums would differ"
+
+
+def test_coordinates_inside_the_predictions_file(tmp_path, run_tool):
+    seqs = [("x", 20), ("y", 120)]
+    rows = make_case(tmp_path, seqs, None, [0.1] * len(layout(seqs, L)), coords_attr=False)
+    given = layout(seqs, L, "given")
+    with h5py.File(tmp_path / "preds.h5", "a") as h5:
+        h5.create_dataset("data/seqids", data=np.array([r[0].encode() for r in given], "S50"))
+        h5.create_dataset("data/start_ends", data=np.array([r[1:] for r in given], np.int64))
+    code, err = run_filter(run_tool, tmp_path)
+    assert code == 0, err
+    report = json.loads((tmp_path / "out.report.json").read_text())
+    assert report["coordinates_from"] == str(tmp_path / "preds.h5")
+    assert report["rows"] == len(rows)
