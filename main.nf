@@ -9,6 +9,8 @@ include { FASTA2H5         } from './modules/fasta2h5/main'
 include { ANNOTATION_TO_H5 } from './subworkflows/annotation_to_h5/main'
 include { HELIXER_POST     } from './modules/helixer_post/main'
 include { ADD_NGS_COVERAGE } from './modules/add_ngs_coverage/main'
+include { FILTER_TO_MOST_CERTAIN } from './modules/filter_to_most_certain/main'
+include { N90_TRAIN_VAL_SPLIT } from './modules/n90_train_val_split/main'
 
 workflow {
     main:
@@ -52,6 +54,22 @@ workflow {
     // Later steps plug in here and read FASTA2H5.out.h5 (the genome h5) or ch_fasta, e.g.
     //   IMPORT2GEENUFF(ch_fasta.join(ch_gff3)) -> GEENUFF2H5(IMPORT2GEENUFF.out.db)
     //   HYBRIDMODEL_PREDICT(FASTA2H5.out.h5.combine(ch_model)) -> HELIXER_POST(...)
+
+    // Pseudolabels: keep the rows whose raw predictions agree best with the post-processed labels,
+    // then split them into training/validation files (the --data-dir of HybridModel.py).
+    // --pseudolabels: geenuff2h5 file of the post-processed GFF3; --predictions: HybridModel
+    // predictions made from the genome HDF5 above. (Once the predict/post-process/import/geenuff2h5
+    // modules exist, their outputs replace these two params:
+    //   HYBRIDMODEL_PREDICT -> HELIXER_POST -> IMPORT2GEENUFF -> GEENUFF2H5 -> FILTER_TO_MOST_CERTAIN.)
+    if (params.pseudolabels && params.predictions) {
+        ch_pseudolabels = channel.fromPath(params.pseudolabels, checkIfExists: true)
+            .map { h5 -> [[id: params.species], h5] }
+        ch_predictions = channel.fromPath(params.predictions, checkIfExists: true)
+            .map { h5 -> [[id: params.species], h5] }
+        FILTER_TO_MOST_CERTAIN(ch_pseudolabels.join(ch_predictions).join(ch_genome_h5))
+        N90_TRAIN_VAL_SPLIT(FILTER_TO_MOST_CERTAIN.out.h5)
+        N90_TRAIN_VAL_SPLIT.out.data_dir.view { meta, dir -> "fine-tuning data of ${meta.id}: ${dir}" }
+    }
 
     // Versions of every tool that ran, from the `versions` topic channel, once.
     channel.topic('versions')
