@@ -5,9 +5,10 @@ import gzip
 import numpy as np
 
 from helixtune.cli import UserError
-from helixtune.sequence import VALID_BYTE
+from helixtune.sequence import VALID_BYTE, VALID_BYTES
 
 _GZIP_MAGIC = b"\x1f\x8b"
+_READ_SIZE = 1 << 22  # bytes decompressed and split into lines at a time
 
 
 def open_binary(path):
@@ -29,8 +30,21 @@ def _lines(path):
     """(line number, line without trailing whitespace) of a FASTA file, with clear errors."""
     try:
         with open_binary(path) as fh:
-            for lineno, line in enumerate(fh, 1):
-                yield lineno, line.rstrip()
+            lineno, pending = 0, []  # pending: pieces of a line not finished yet
+            while data := fh.read(_READ_SIZE):  # big reads: far fewer calls than readline
+                lines = data.split(b"\n")
+                if len(lines) == 1:  # a very long line (one-line genomes): join once, at its end
+                    pending.append(data)
+                    continue
+                if pending:
+                    lines[0] = b"".join(pending + [lines[0]])
+                tail = lines.pop()
+                pending = [tail] if tail else []
+                for line in lines:
+                    lineno += 1
+                    yield lineno, line.rstrip()
+            if pending:
+                yield lineno + 1, b"".join(pending).rstrip()
     except (OSError, EOFError) as e:  # gzip.BadGzipFile is an OSError
         raise UserError(f"{path}: cannot read FASTA: {e}") from None
 
@@ -73,7 +87,8 @@ def scan(path):
             raise UserError(f"{path}: line {lineno}: not a FASTA file "
                             f"(expected a '>' header line, found {line[:20]!r})")
         else:
-            _check_bases(path, current.seqid, lineno, line, current.length)
+            if line.translate(None, VALID_BYTES):  # fast test; the slow one names the position
+                _check_bases(path, current.seqid, lineno, line, current.length)
             current.length += len(line)
     if current is None:
         raise UserError(f"{path}: empty FASTA file (no sequences)")
@@ -85,22 +100,26 @@ def scan(path):
 def iter_blocks(path, block_size):
     """Yield (record index, block bytes) with blocks of ``block_size`` bases (the last block of
     each sequence may be shorter). Call after :func:`scan` has validated the file."""
-    index, buffer = -1, bytearray()
+    index, parts, n = -1, [], 0
     for _, line in _lines(path):
         if not line:
             continue
         if line.startswith(b">"):
-            if buffer:
-                yield index, bytes(buffer)
-                buffer = bytearray()
+            if n:
+                yield index, b"".join(parts)
+                parts, n = [], 0
             index += 1
             continue
-        buffer += line
-        while len(buffer) >= block_size:
-            yield index, bytes(buffer[:block_size])
-            del buffer[:block_size]
-    if buffer:
-        yield index, bytes(buffer)
+        parts.append(line)
+        n += len(line)
+        if n >= block_size:
+            buffer, start = b"".join(parts), 0
+            while n - start >= block_size:
+                yield index, buffer[start:start + block_size]
+                start += block_size
+            parts, n = ([buffer[start:]] if start < n else []), n - start
+    if n:
+        yield index, b"".join(parts)
 
 
 def read_sequences(path):
