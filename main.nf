@@ -6,6 +6,7 @@
  */
 
 include { FASTA2H5 } from './modules/fasta2h5/main'
+include { HYBRIDMODEL_PREDICT } from './modules/hybridmodel_predict/main'
 
 workflow {
     main:
@@ -24,6 +25,14 @@ workflow {
     FASTA2H5(ch_fasta)
     ch_genome_h5 = FASTA2H5.out.h5  // tuple(meta, genome.h5): input of prediction and of coverage
     ch_genome_h5.view { meta, h5 -> "genome HDF5 of ${meta.id}: ${h5}" }
+
+    // Genome HDF5 + model -> base-wise predictions (HelixerPost's input); with --model <model.h5>
+    if (params.model) {
+        ch_model = channel.fromPath(params.model, checkIfExists: true)
+        HYBRIDMODEL_PREDICT(ch_genome_h5.combine(ch_model))
+        ch_predictions = HYBRIDMODEL_PREDICT.out.predictions  // tuple(meta, predictions.h5)
+        ch_predictions.view { meta, h5 -> "predictions of ${meta.id}: ${h5}" }
+    }
 
     // Later steps plug in here and read FASTA2H5.out.h5 (the genome h5) or ch_fasta, e.g.
     //   IMPORT2GEENUFF(ch_fasta.join(ch_gff3)) -> GEENUFF2H5(IMPORT2GEENUFF.out.db)
