@@ -11,6 +11,7 @@ include { HELIXER_POST     } from './modules/helixer_post/main'
 include { ADD_NGS_COVERAGE } from './modules/add_ngs_coverage/main'
 include { FILTER_TO_MOST_CERTAIN } from './modules/filter_to_most_certain/main'
 include { N90_TRAIN_VAL_SPLIT } from './modules/n90_train_val_split/main'
+include { HYBRIDMODEL_PREDICT } from './modules/hybridmodel_predict/main'
 
 workflow {
     main:
@@ -49,6 +50,14 @@ workflow {
         def bais = bams.collect { bam -> file("${bam}.bai") }.findAll { bai -> bai.exists() }
         ADD_NGS_COVERAGE(ch_genome_h5.map { meta, h5 -> [meta, h5, bams, bais] }, params.strandedness)
         ADD_NGS_COVERAGE.out.h5.view { meta, h5 -> "HDF5 of ${meta.id} with coverage: ${h5}" }
+    }
+
+    // Genome HDF5 + model -> base-wise predictions (HelixerPost's input); with --model <model.h5>
+    if (params.model) {
+        ch_model = channel.fromPath(params.model, checkIfExists: true)
+        HYBRIDMODEL_PREDICT(ch_genome_h5.combine(ch_model))
+        ch_predictions = HYBRIDMODEL_PREDICT.out.predictions  // tuple(meta, predictions.h5)
+        ch_predictions.view { meta, h5 -> "predictions of ${meta.id}: ${h5}" }
     }
 
     // Later steps plug in here and read FASTA2H5.out.h5 (the genome h5) or ch_fasta, e.g.
