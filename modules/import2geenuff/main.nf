@@ -12,8 +12,6 @@ process IMPORT2GEENUFF {
     tuple val(meta), path("${prefix}.import.log"), emit: log
     tuple val("${task.process}"), val('import2geenuff.py'), eval('import2geenuff.py --version | cut -d" " -f2'), topic: versions, emit: versions_import2geenuff
 
-    when:
-    task.ext.when == null || task.ext.when
 
     script:
     def args = task.ext.args ?: ''
