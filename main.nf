@@ -5,7 +5,13 @@
  * few lines in the workflow below. Options of the steps live in conf/modules.config (ext.args).
  */
 
-include { FASTA2H5 } from './modules/fasta2h5/main'
+include { FASTA2H5         } from './modules/fasta2h5/main'
+include { ANNOTATION_TO_H5 } from './subworkflows/annotation_to_h5/main'
+include { HELIXER_POST     } from './modules/helixer_post/main'
+include { ADD_NGS_COVERAGE } from './modules/add_ngs_coverage/main'
+include { FILTER_TO_MOST_CERTAIN } from './modules/filter_to_most_certain/main'
+include { N90_TRAIN_VAL_SPLIT } from './modules/n90_train_val_split/main'
+include { HYBRIDMODEL_PREDICT } from './modules/hybridmodel_predict/main'
 include { HYBRIDMODEL_TRAIN } from './modules/hybridmodel_train/main'
 
 workflow {
@@ -26,15 +32,61 @@ workflow {
     ch_genome_h5 = FASTA2H5.out.h5  // tuple(meta, genome.h5): input of prediction and of coverage
     ch_genome_h5.view { meta, h5 -> "genome HDF5 of ${meta.id}: ${h5}" }
 
+    // --gff3: FASTA + GFF3 -> training HDF5 (import2geenuff.py, geenuff2h5.py)
+    if (params.gff3) {
+        ch_annotated = ch_fasta.map { meta, fasta -> [meta, file(params.gff3, checkIfExists: true), fasta] }
+        ANNOTATION_TO_H5(ch_annotated)
+    }
+
+    // --predictions: genome HDF5 + predictions HDF5 -> gene models GFF3 (helixer_post_bin)
+    if (params.predictions) {
+        ch_predictions = ch_genome_h5.map { meta, h5 -> [meta, h5, file(params.predictions, checkIfExists: true)] }
+        HELIXER_POST(ch_predictions)
+    }
+
+    // Optional: RNA-seq coverage (--bam 'a.bam,b.bam' or a glob; one column per BAM in this order)
+    // for coverage fine-tuning. On an annotated file (geenuff2h5) the log also checks strandedness.
+    if (params.bam) {
+        def bams = params.bam.toString().tokenize(',').collect { pattern -> files(pattern.trim(), checkIfExists: true).sort() }.flatten()
+        def bais = bams.collect { bam -> file("${bam}.bai") }.findAll { bai -> bai.exists() }
+        ADD_NGS_COVERAGE(ch_genome_h5.map { meta, h5 -> [meta, h5, bams, bais] }, params.strandedness)
+        ADD_NGS_COVERAGE.out.h5.view { meta, h5 -> "HDF5 of ${meta.id} with coverage: ${h5}" }
+    }
+
+    // Genome HDF5 + model -> base-wise predictions (HelixerPost's input); with --model <model.h5>
+    if (params.model) {
+        ch_model = channel.fromPath(params.model, checkIfExists: true)
+        HYBRIDMODEL_PREDICT(ch_genome_h5.combine(ch_model))
+        ch_predictions = HYBRIDMODEL_PREDICT.out.predictions  // tuple(meta, predictions.h5)
+        ch_predictions.view { meta, h5 -> "predictions of ${meta.id}: ${h5}" }
+    }
+
     // Later steps plug in here and read FASTA2H5.out.h5 (the genome h5) or ch_fasta, e.g.
     //   IMPORT2GEENUFF(ch_fasta.join(ch_gff3)) -> GEENUFF2H5(IMPORT2GEENUFF.out.db)
     //   HYBRIDMODEL_PREDICT(FASTA2H5.out.h5.combine(ch_model)) -> HELIXER_POST(...)
 
-    // Train / fine-tune (HybridModel.py): a channel of [meta, training files, validation files].
-    // From --train_data_dir (training_data*.h5 + validation_data*.h5) here; the split step's
-    // outputs plug in the same way, e.g. SPLIT.out.training.join(SPLIT.out.validation).
-    // The mode (from scratch, --resume-training [--fine-tune], --fine-tune-resume) is ext.args of
-    // HYBRIDMODEL_TRAIN in conf/modules.config; --pretrained_model gives --load-model-path.
+    // Pseudolabels: keep the rows whose raw predictions agree best with the post-processed labels,
+    // then split them into training/validation files (the --data-dir of HybridModel.py).
+    // --pseudolabels: geenuff2h5 file of the post-processed GFF3; --predictions: HybridModel
+    // predictions made from the genome HDF5 above. (Once the predict/post-process/import/geenuff2h5
+    // modules exist, their outputs replace these two params:
+    //   HYBRIDMODEL_PREDICT -> HELIXER_POST -> IMPORT2GEENUFF -> GEENUFF2H5 -> FILTER_TO_MOST_CERTAIN.)
+    ch_train_sets = channel.empty()  // tuple(meta, training files, validation files)
+    if (params.pseudolabels && params.predictions) {
+        ch_pseudolabels = channel.fromPath(params.pseudolabels, checkIfExists: true)
+            .map { h5 -> [[id: params.species], h5] }
+        ch_predictions = channel.fromPath(params.predictions, checkIfExists: true)
+            .map { h5 -> [[id: params.species], h5] }
+        FILTER_TO_MOST_CERTAIN(ch_pseudolabels.join(ch_predictions).join(ch_genome_h5))
+        N90_TRAIN_VAL_SPLIT(FILTER_TO_MOST_CERTAIN.out.h5)
+        N90_TRAIN_VAL_SPLIT.out.data_dir.view { meta, dir -> "fine-tuning data of ${meta.id}: ${dir}" }
+        ch_train_sets = N90_TRAIN_VAL_SPLIT.out.training.join(N90_TRAIN_VAL_SPLIT.out.validation)
+    }
+
+    // Train / fine-tune (HybridModel.py) on the split above and/or on --train_data_dir
+    // (training_data*.h5 + validation_data*.h5, several species). The mode (from scratch,
+    // --resume-training [--fine-tune], --fine-tune-resume) is ext.args of HYBRIDMODEL_TRAIN in
+    // conf/modules.config; --pretrained_model gives --load-model-path.
     if (params.train_data_dir) {
         ch_training = channel.fromPath("${params.train_data_dir}/training_data*.h5", checkIfExists: true)
             .collect()
@@ -42,12 +94,13 @@ workflow {
         ch_validation = channel.fromPath("${params.train_data_dir}/validation_data*.h5", checkIfExists: true)
             .collect()
             .map { files -> [[id: params.species], files] }
-        ch_pretrained = params.pretrained_model
-            ? channel.value([[id: 'pretrained'], file(params.pretrained_model, checkIfExists: true)])
-            : channel.value([[id: 'none'], []])
-        HYBRIDMODEL_TRAIN(ch_training.join(ch_validation), ch_pretrained)
-        HYBRIDMODEL_TRAIN.out.model.view { meta, model -> "best model of ${meta.id}: ${model}" }
+        ch_train_sets = ch_train_sets.mix(ch_training.join(ch_validation))
     }
+    ch_pretrained = params.pretrained_model
+        ? channel.value([[id: 'pretrained'], file(params.pretrained_model, checkIfExists: true)])
+        : channel.value([[id: 'none'], []])
+    HYBRIDMODEL_TRAIN(ch_train_sets, ch_pretrained)
+    HYBRIDMODEL_TRAIN.out.model.view { meta, model -> "best model of ${meta.id}: ${model}" }
 
     // Versions of every tool that ran, from the `versions` topic channel, once.
     channel.topic('versions')

@@ -48,6 +48,8 @@ def front_padding(start_ends, length):
 
 def to_model_layout(rows, shifts):
     """Roll each row (axis 1) forward by its shift: data/X layout -> model layout."""
+    if not np.any(shifts):
+        return rows
     out = np.array(rows, copy=True)
     for i, s in enumerate(shifts):
         if s:
@@ -398,16 +400,17 @@ class PredictionsWriter:
             if self.error is not None:
                 continue
             try:
-                a, outs = item
+                a, outs, shifts = item
                 for dset, o in zip(self.dsets, outs):
-                    dset[a:a + len(o)] = o
+                    dset[a:a + len(o)] = to_file_layout(o, shifts).astype(np.float16)
             except BaseException as e:
                 self.error = e
 
-    def write(self, a, outs):
+    def write(self, a, outs, shifts):
+        """Queue rows a.. (model layout, float32); the thread re-aligns, casts and writes."""
         if self.error is not None:
             raise self.error
-        self.q.put((a, [o.astype(np.float16) for o in outs]))
+        self.q.put((a, outs, shifts))
 
     def close(self):
         self.q.put(None)
@@ -422,7 +425,7 @@ def write_predictions(path, data, stream, phase, compression, attrs, progress=No
     writer = PredictionsWriter(path, data.n, data.length, phase, compression, attrs)
     try:
         for a, outs, _ in stream:
-            writer.write(a, [to_file_layout(o, data.shifts[a:a + len(o)]) for o in outs])
+            writer.write(a, outs, data.shifts[a:a + len(outs[0])])
             if progress is not None:
                 progress.update(len(outs[0]))
     finally:

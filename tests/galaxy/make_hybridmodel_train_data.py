@@ -3,7 +3,7 @@
 
 galaxy/test-data/hybridmodel_training_data.h5 / hybridmodel_validation_data.h5: synthetic
 training-format files (L 180, labels in blocks, 2 BAM coverage columns);
-hybridmodel_tiny_model.h5: a tiny HybridModel trained one epoch on them by HybridModel.py.
+hybridmodel_train_pretrained.h5: a tiny HybridModel trained one epoch on them by HybridModel.py.
 Usage: .venv/bin/python tests/galaxy/make_hybridmodel_train_data.py
 """
 import pathlib
@@ -44,7 +44,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         shutil.copy(OUT / "hybridmodel_training_data.h5", f"{tmp}/training_data.h5")
         shutil.copy(OUT / "hybridmodel_validation_data.h5", f"{tmp}/validation_data.h5")
-        HybridModel.main(["-d", tmp, "-s", str(OUT / "hybridmodel_tiny_model.h5"), "-e", "1",
+        HybridModel.main(["-d", tmp, "-s", str(OUT / "hybridmodel_train_pretrained.h5"), "-e", "1",
                           "-b", "3", "--cnn-layers", "1", "--filter-depth", "4",
                           "--kernel-size", "3", "--lstm-layers", "1", "--units", "4",
                           "--predict-phase", "--seed", "1", "--quiet"])
