@@ -43,13 +43,18 @@ def tiny3(tmp_path_factory):
 def write_data(path, lengths, L, seed=0, y=False, keep=None, n_bams=0):
     """A data file like fasta2h5 writes (random bases), optionally with y/sample_weights/phases
     and coverage; ``keep``: indices of rows to keep (a filtered file)."""
-    from helixtune_tools import fasta2h5
     rng = np.random.default_rng(seed)
     X, se, ids = [], [], []
     for k, n in enumerate(lengths):
-        onehot = np.eye(4, dtype=np.float16)[rng.integers(0, 4, n)]
-        plus, minus = fasta2h5._rows_of_block(onehot, L)
-        X += list(plus) + list(minus)
+        onehot = np.eye(4, dtype=np.float16)[rng.integers(0, 4, n)]  # C, A, T, G
+        plus, minus = [], []
+        for a in range(0, n, L):
+            chunk = onehot[a:a + L]
+            pad = np.zeros((L - len(chunk), 4), np.float16)
+            plus.append(np.concatenate([chunk, pad]))
+            # reverse complement (C<->G, A<->T is the reversed channel order), padding last
+            minus.insert(0, np.concatenate([chunk[::-1, ::-1], pad]))
+        X += plus + minus
         se += list(h5layout.start_ends(n, L))
         ids += [f"seq{k}".encode()] * (len(plus) + len(minus))
     X, se, ids = np.array(X), np.array(se), np.array(ids, dtype="S50")
