@@ -391,6 +391,14 @@ def test_coverage_model_prediction(tmp_path, run_tool):
         xin = hybrid_predict.to_model_layout(np.concatenate([x] + c, -1), shifts)
         ref = hybrid_predict.to_file_layout(np.asarray(cov(xin)[0]).reshape(-1, 12, 4), shifts)
         np.testing.assert_allclose(h5["predictions"][:].astype(np.float32), ref, atol=1e-3)
+    # --overlap feeds the coverage through the same windows: one-row ranges equal plain
+    code, err = run_tool(HybridModel.main, args + ["--overlap", "-p", tmp_path / "o.h5"])
+    assert code == 0, err
+    with h5py.File(out) as plain, h5py.File(tmp_path / "o.h5") as over, h5py.File(data) as d:
+        single = [i for i, sid in enumerate(d["data/seqids"][:]) if sid == b"seq1"]  # 8 bp
+        assert single
+        np.testing.assert_allclose(over["predictions"][single].astype(np.float32),
+                                   plain["predictions"][single].astype(np.float32), atol=1e-3)
     # wrong BAM count, no --input-coverage, coverage missing from the data
     data5 = write_data(tmp_path / "d5.h5", [30], L=12, n_bams=5)
     code, err = run_tool(HybridModel.main, [a if a != data else data5 for a in args])
