@@ -256,7 +256,13 @@ def main(argv=None):
     if mode == "test":
         from helixtune_tools import hybrid_predict
         return hybrid_predict.run(args)
-    from helixtune_tools import hybrid_train
+    try:
+        from helixtune_tools import hybrid_train
+    except ModuleNotFoundError as e:
+        if e.name != "helixtune_tools.hybrid_train":
+            raise
+        raise cli.UserError("training is not available in this installation "
+                            "(helixtune_tools.hybrid_train is missing)") from None
     return hybrid_train.train(args)
 
 
