@@ -924,10 +924,6 @@ def train(args):
 
     t0 = time.monotonic()
     cli.check_writable_output(args.save_model_path)
-    if args.input_coverage and not (args.fine_tune or args.fine_tune_resume
-                                    or not args.load_model_path):
-        raise cli.UserError("--input-coverage with --resume-training needs --fine-tune (a new "
-                            "coverage head) or --fine-tune-resume (a coverage model)", code=2)
     pool_size = training_pool_size(args)
     train_set, val_set = open_datasets(args, pool_size)
     n_bams = train_set.n_bams or 0
