@@ -469,3 +469,21 @@ def test_validation_confusion_matches_hybrid_metrics(spombe_short, tiny_model):
     np.testing.assert_array_equal(cm, acc.cm)
     np.testing.assert_array_equal(cm_phase, acc.cm_phase)
     assert 0.2 < hybrid_train.genic_f1(cm) == acc.genic_f1()
+
+
+def test_fine_tune_with_coverage_helixer_quirks(spombe_short, tiny_model, tmp_path, run_tool):
+    """--helixer-coverage-quirks: Helixer 0.3.6's coverage model (last BiLSTM dropped, linear
+    hidden layer of --units // 2)."""
+    import json
+    tuned = tmp_path / "quirks.h5"
+    train(run_tool, ["-d", spombe_short, "-s", tuned, "-e", 1, "--predict-phase",
+                     "--load-model-path", tiny_model, "--resume-training", "--fine-tune",
+                     "--input-coverage", "--coverage-norm", "linear",
+                     "--post-coverage-hidden-layer", "--helixer-coverage-quirks", *FAST])
+    post = model_weights(tuned)
+    assert "model/bidirectional" not in post and same(model_weights(tiny_model)["conv1d"],
+                                                      post["model/conv1d"])
+    with h5py.File(tuned) as h5:
+        layers = {la["name"]: la["config"] for la in
+                  json.loads(h5.attrs["model_config"])["config"]["layers"]}
+    assert layers["dense"]["activation"] == "linear" and layers["dense"]["units"] == 16
