@@ -8,10 +8,8 @@ process HELIXER_POST {
 
     output:
     tuple val(meta), path("*.gff3"), emit: gff3
-    tuple val("${task.process}"), val('helixer_post_bin'), eval('helixer_post_bin --version | cut -d" " -f2'), emit: versions_helixer_post, topic: versions
+    tuple val("${task.process}"), val('helixer_post_bin'), eval('helixer_post_bin --version | cut -d" " -f2'), emit: versions_helixer_post_bin, topic: versions
 
-    when:
-    task.ext.when == null || task.ext.when
 
     script:
     def args = task.ext.args ?: ''
