@@ -282,3 +282,18 @@ def test_differential_spombe_slice(shared_data, tmp_path):
     ours(g, p, tmp_path / "ours.gff3", extra=["--threads", "2"])
     assert (tmp_path / "rust.gff3").read_text().count("\tgene\t") > 50
     assert same(tmp_path / "rust.gff3", tmp_path / "ours.gff3")
+
+
+def test_wrappers_use_real_options():
+    """The Nextflow module, its ext.args and the Galaxy wrapper only pass options the tool has."""
+    import re
+    options = set(helixer_post.get_parser()._option_string_actions)
+    config = (postcases.ROOT / "conf/modules.config").read_text()
+    block = re.search(r"withName: 'HELIXER_POST' \{(.*?)\n    \}", config, re.S).group(1)
+    for path in ("modules/helixer_post/main.nf", "galaxy/helixer_post.xml", None):
+        text = block if path is None else (postcases.ROOT / path).read_text()
+        used = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", text))
+        assert used and used <= options, (path, used - options)
+    main_nf = (postcases.ROOT / "main.nf").read_text()
+    assert re.search(r"include \{ HELIXER_POST +\} from './modules/helixer_post/main'", main_nf)
+    assert "HELIXER_POST(ch_genome_h5.join(" in main_nf
