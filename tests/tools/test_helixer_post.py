@@ -336,3 +336,10 @@ def _index(g, p):
     with h5py.File(g) as genome, h5py.File(p) as preds:
         sequences, _, L, start_ends = helixer_post.index_sequences(genome, preds, "g", "p")
     return sequences, start_ends, L
+
+
+def test_warm_up_compiles_every_kernel(tmp_path):
+    """What the container build runs to fill the numba cache."""
+    from helixtune_tools import _helixer_post_hmm as hmm
+    starts, ends, labels = hmm.warm_up()
+    assert starts[0] == 0 and ends[-1] == 300 and (ends[:-1] == starts[1:]).all()
