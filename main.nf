@@ -38,12 +38,6 @@ workflow {
         ANNOTATION_TO_H5(ch_annotated)
     }
 
-    // --predictions: genome HDF5 + predictions HDF5 -> gene models GFF3 (helixer_post_bin)
-    if (params.predictions) {
-        ch_predictions = ch_genome_h5.map { meta, h5 -> [meta, h5, file(params.predictions, checkIfExists: true)] }
-        HELIXER_POST(ch_predictions)
-    }
-
     // Optional: RNA-seq coverage (--bam 'a.bam,b.bam' or a glob; one column per BAM in this order)
     // for coverage fine-tuning. On an annotated file (geenuff2h5) the log also checks strandedness.
     if (params.bam) {
@@ -59,6 +53,16 @@ workflow {
         HYBRIDMODEL_PREDICT(ch_genome_h5.combine(ch_model))
         ch_predictions = HYBRIDMODEL_PREDICT.out.predictions  // tuple(meta, predictions.h5)
         ch_predictions.view { meta, h5 -> "predictions of ${meta.id}: ${h5}" }
+    }
+
+    // Post-processing: genome HDF5 + predictions HDF5 -> gene models GFF3 (helixer_post_bin).
+    // The predictions come from HYBRIDMODEL_PREDICT (--model) or are given with --predictions.
+    if (params.model || params.predictions) {
+        ch_post_predictions = params.model
+            ? HYBRIDMODEL_PREDICT.out.predictions
+            : ch_genome_h5.map { meta, _h5 -> [meta, file(params.predictions, checkIfExists: true)] }
+        HELIXER_POST(ch_genome_h5.join(ch_post_predictions))  // tuple(meta, genome.h5, predictions.h5)
+        HELIXER_POST.out.gff3.view { meta, gff3 -> "gene models of ${meta.id}: ${gff3}" }
     }
 
     // Later steps plug in here and read FASTA2H5.out.h5 (the genome h5) or ch_fasta, e.g.

@@ -195,7 +195,7 @@ def get_parser():
     dep = parser.add_argument_group("Deprecated (accepted with a warning, no effect)")
     for flag in ("--large-eval-folder", "--cpus", "--stretch-transition-weights",
                  "--coverage-weights", "--coverage-offset"):
-        dep.add_argument(flag, action=_Deprecated, nargs=1, metavar="X", help=argparse.SUPPRESS)
+        dep.add_argument(flag, action=_Deprecated, nargs="?", metavar="X", help=argparse.SUPPRESS)
     for flag in ("--calculate-uncertainty", "--no-utrs", "--load-predictions"):
         dep.add_argument(flag, action=_Deprecated, nargs=0, help=argparse.SUPPRESS)
     cli.add_common_args(parser)
