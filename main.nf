@@ -1,110 +1,108 @@
 #!/usr/bin/env nextflow
 /*
- * helixtune: FASTA/GFF3 -> Helixer HDF5 -> (coverage, pseudolabels, split, training, prediction,
- * post-processing). Each step is one module under modules/; add a step as one more include and a
- * few lines in the workflow below. Options of the steps live in conf/modules.config (ext.args).
+ * helixtune: Helixer's fine-tuning workflow as one pipeline.
+ *
+ *   --fasta G.fa --species S                       genome -> Helixer HDF5 (FASTA2H5)
+ *   + --model M.h5                                  annotate with the (pretrained) model:
+ *                                                   HYBRIDMODEL_PREDICT -> HELIXER_POST -> GFF3
+ *   + --gff3 A.gff3                                 labels from an existing annotation
+ *                                                   (IMPORT2GEENUFF -> GEENUFF2H5)
+ *   or --pseudolabels (with --model)                labels from the model's own confident calls
+ *                                                   (GFF3 -> IMPORT2GEENUFF -> GEENUFF2H5 ->
+ *                                                   FILTER_TO_MOST_CERTAIN)
+ *   + --bam 'a.bam,b.bam'                           RNA-seq coverage into the labels (ADD_NGS_COVERAGE)
+ *   labels -> N90_TRAIN_VAL_SPLIT -> HYBRIDMODEL_TRAIN (fine-tunes --model when given; also
+ *   --train_data_dir with ready training_data*.h5 / validation_data*.h5)
+ *   -> HYBRIDMODEL_PREDICT + HELIXER_POST with the tuned model (models tuned without coverage;
+ *   a coverage-tuned model needs coverage at inference: run HybridModel.py as documented).
+ *
+ * Options of the steps live in conf/modules.config (ext.args); resources in conf/base.config.
  */
 
-include { FASTA2H5         } from './modules/fasta2h5/main'
-include { ANNOTATION_TO_H5 } from './subworkflows/annotation_to_h5/main'
-include { HELIXER_POST     } from './modules/helixer_post/main'
-include { ADD_NGS_COVERAGE } from './modules/add_ngs_coverage/main'
-include { FILTER_TO_MOST_CERTAIN } from './modules/filter_to_most_certain/main'
-include { N90_TRAIN_VAL_SPLIT } from './modules/n90_train_val_split/main'
-include { HYBRIDMODEL_PREDICT } from './modules/hybridmodel_predict/main'
-include { HYBRIDMODEL_TRAIN } from './modules/hybridmodel_train/main'
+include { FASTA2H5                                 } from './modules/fasta2h5/main'
+include { HYBRIDMODEL_PREDICT                      } from './modules/hybridmodel_predict/main'
+include { HYBRIDMODEL_PREDICT as PREDICT_TUNED     } from './modules/hybridmodel_predict/main'
+include { HELIXER_POST                             } from './modules/helixer_post/main'
+include { HELIXER_POST as POST_TUNED               } from './modules/helixer_post/main'
+include { ANNOTATION_TO_H5                         } from './subworkflows/annotation_to_h5/main'
+include { ANNOTATION_TO_H5 as PSEUDOLABELS_TO_H5   } from './subworkflows/annotation_to_h5/main'
+include { FILTER_TO_MOST_CERTAIN                   } from './modules/filter_to_most_certain/main'
+include { ADD_NGS_COVERAGE                         } from './modules/add_ngs_coverage/main'
+include { N90_TRAIN_VAL_SPLIT                      } from './modules/n90_train_val_split/main'
+include { HYBRIDMODEL_TRAIN                        } from './modules/hybridmodel_train/main'
 
 workflow {
     main:
-    if (!params.fasta) {
-        error("Give the genome with --fasta <genome.fa[.gz]> (and --species <name>)")
+    if (!params.fasta && !params.train_data_dir) {
+        error("Give the genome with --fasta <genome.fa[.gz]> --species <name> (or ready training data with --train_data_dir)")
     }
-    if (!params.species) {
+    if (params.fasta && !params.species) {
         error("Give the species name with --species <name> (letters, digits, _; at most 25 characters)")
     }
+    if (params.pseudolabels && !params.model) {
+        error("--pseudolabels needs --model: the labels are the model's own most confident predictions")
+    }
+    def meta = [id: params.species ?: 'training']
 
-    // The species name is the sample id: every step keys its outputs by meta.id.
-    ch_fasta = channel.fromPath(params.fasta, checkIfExists: true)
-        .map { fasta -> [[id: params.species], fasta] }
+    ch_labels = channel.empty()  // tuple(meta, labels.h5): training matrices of the species
+    ch_genome_h5 = channel.empty()
+    if (params.fasta) {
+        ch_fasta = channel.fromPath(params.fasta, checkIfExists: true).map { fasta -> [meta, fasta] }
 
-    // Genome FASTA -> Helixer HDF5 (data/X, seqids, species, start_ends)
-    FASTA2H5(ch_fasta)
-    ch_genome_h5 = FASTA2H5.out.h5  // tuple(meta, genome.h5): input of prediction and of coverage
-    ch_genome_h5.view { meta, h5 -> "genome HDF5 of ${meta.id}: ${h5}" }
+        // Genome FASTA -> Helixer HDF5 (data/X, seqids, species, start_ends)
+        FASTA2H5(ch_fasta)
+        ch_genome_h5 = FASTA2H5.out.h5
 
-    // --gff3: FASTA + GFF3 -> training HDF5 (import2geenuff.py, geenuff2h5.py)
-    if (params.gff3) {
-        ch_annotated = ch_fasta.map { meta, fasta -> [meta, file(params.gff3, checkIfExists: true), fasta] }
-        ANNOTATION_TO_H5(ch_annotated)
+        // Annotate with the given model: base-wise predictions -> gene models (GFF3)
+        if (params.model) {
+            HYBRIDMODEL_PREDICT(ch_genome_h5.combine(channel.fromPath(params.model, checkIfExists: true)))
+            HELIXER_POST(ch_genome_h5.join(HYBRIDMODEL_PREDICT.out.predictions))
+            HELIXER_POST.out.gff3.view { m, gff3 -> "gene models of ${m.id} (given model): ${gff3}" }
+        }
+
+        // Labels from an existing annotation ...
+        if (params.gff3) {
+            ANNOTATION_TO_H5(ch_fasta.map { m, fasta -> [m, file(params.gff3, checkIfExists: true), fasta] })
+            ch_labels = ANNOTATION_TO_H5.out.h5
+        }
+        // ... or from the model's own most confident predictions (pseudolabels)
+        else if (params.pseudolabels) {
+            PSEUDOLABELS_TO_H5(HELIXER_POST.out.gff3.join(ch_fasta))
+            FILTER_TO_MOST_CERTAIN(PSEUDOLABELS_TO_H5.out.h5.join(HYBRIDMODEL_PREDICT.out.predictions).join(ch_genome_h5))
+            ch_labels = FILTER_TO_MOST_CERTAIN.out.h5
+        }
+
+        // Optional RNA-seq coverage (one column per BAM, in the order given) for coverage fine-tuning
+        if (params.bam) {
+            def bams = params.bam.toString().tokenize(',').collect { pattern -> files(pattern.trim(), checkIfExists: true).sort() }.flatten()
+            def bais = bams.collect { bam -> file("${bam}.bai") }.findAll { bai -> bai.exists() }
+            ADD_NGS_COVERAGE(ch_labels.map { m, h5 -> [m, h5, bams, bais] }, params.strandedness)
+            ch_labels = ADD_NGS_COVERAGE.out.h5
+        }
     }
 
-    // Optional: RNA-seq coverage (--bam 'a.bam,b.bam' or a glob; one column per BAM in this order)
-    // for coverage fine-tuning. On an annotated file (geenuff2h5) the log also checks strandedness.
-    if (params.bam) {
-        def bams = params.bam.toString().tokenize(',').collect { pattern -> files(pattern.trim(), checkIfExists: true).sort() }.flatten()
-        def bais = bams.collect { bam -> file("${bam}.bai") }.findAll { bai -> bai.exists() }
-        ADD_NGS_COVERAGE(ch_genome_h5.map { meta, h5 -> [meta, h5, bams, bais] }, params.strandedness)
-        ADD_NGS_COVERAGE.out.h5.view { meta, h5 -> "HDF5 of ${meta.id} with coverage: ${h5}" }
-    }
-
-    // Genome HDF5 + model -> base-wise predictions (HelixerPost's input); with --model <model.h5>
-    if (params.model) {
-        ch_model = channel.fromPath(params.model, checkIfExists: true)
-        HYBRIDMODEL_PREDICT(ch_genome_h5.combine(ch_model))
-        ch_predictions = HYBRIDMODEL_PREDICT.out.predictions  // tuple(meta, predictions.h5)
-        ch_predictions.view { meta, h5 -> "predictions of ${meta.id}: ${h5}" }
-    }
-
-    // Post-processing: genome HDF5 + predictions HDF5 -> gene models GFF3 (helixer_post_bin).
-    // The predictions come from HYBRIDMODEL_PREDICT (--model) or are given with --predictions.
-    if (params.model || params.predictions) {
-        ch_post_predictions = params.model
-            ? HYBRIDMODEL_PREDICT.out.predictions
-            : ch_genome_h5.map { meta, _h5 -> [meta, file(params.predictions, checkIfExists: true)] }
-        HELIXER_POST(ch_genome_h5.join(ch_post_predictions))  // tuple(meta, genome.h5, predictions.h5)
-        HELIXER_POST.out.gff3.view { meta, gff3 -> "gene models of ${meta.id}: ${gff3}" }
-    }
-
-    // Later steps plug in here and read FASTA2H5.out.h5 (the genome h5) or ch_fasta, e.g.
-    //   IMPORT2GEENUFF(ch_fasta.join(ch_gff3)) -> GEENUFF2H5(IMPORT2GEENUFF.out.db)
-    //   HYBRIDMODEL_PREDICT(FASTA2H5.out.h5.combine(ch_model)) -> HELIXER_POST(...)
-
-    // Pseudolabels: keep the rows whose raw predictions agree best with the post-processed labels,
-    // then split them into training/validation files (the --data-dir of HybridModel.py).
-    // --pseudolabels: geenuff2h5 file of the post-processed GFF3; --predictions: HybridModel
-    // predictions made from the genome HDF5 above. (Once the predict/post-process/import/geenuff2h5
-    // modules exist, their outputs replace these two params:
-    //   HYBRIDMODEL_PREDICT -> HELIXER_POST -> IMPORT2GEENUFF -> GEENUFF2H5 -> FILTER_TO_MOST_CERTAIN.)
-    ch_train_sets = channel.empty()  // tuple(meta, training files, validation files)
-    if (params.pseudolabels && params.predictions) {
-        ch_pseudolabels = channel.fromPath(params.pseudolabels, checkIfExists: true)
-            .map { h5 -> [[id: params.species], h5] }
-        ch_predictions = channel.fromPath(params.predictions, checkIfExists: true)
-            .map { h5 -> [[id: params.species], h5] }
-        FILTER_TO_MOST_CERTAIN(ch_pseudolabels.join(ch_predictions).join(ch_genome_h5))
-        N90_TRAIN_VAL_SPLIT(FILTER_TO_MOST_CERTAIN.out.h5)
-        N90_TRAIN_VAL_SPLIT.out.data_dir.view { meta, dir -> "fine-tuning data of ${meta.id}: ${dir}" }
-        ch_train_sets = N90_TRAIN_VAL_SPLIT.out.training.join(N90_TRAIN_VAL_SPLIT.out.validation)
-    }
-
-    // Train / fine-tune (HybridModel.py) on the split above and/or on --train_data_dir
-    // (training_data*.h5 + validation_data*.h5, several species). The mode (from scratch,
-    // --resume-training [--fine-tune], --fine-tune-resume) is ext.args of HYBRIDMODEL_TRAIN in
-    // conf/modules.config; --pretrained_model gives --load-model-path.
+    // Whole sequences (or blocks of them) to training or validation
+    N90_TRAIN_VAL_SPLIT(ch_labels)
+    ch_train_sets = N90_TRAIN_VAL_SPLIT.out.training.join(N90_TRAIN_VAL_SPLIT.out.validation)
     if (params.train_data_dir) {
-        ch_training = channel.fromPath("${params.train_data_dir}/training_data*.h5", checkIfExists: true)
-            .collect()
-            .map { files -> [[id: params.species], files] }
-        ch_validation = channel.fromPath("${params.train_data_dir}/validation_data*.h5", checkIfExists: true)
-            .collect()
-            .map { files -> [[id: params.species], files] }
-        ch_train_sets = ch_train_sets.mix(ch_training.join(ch_validation))
+        ch_training = channel.fromPath("${params.train_data_dir}/training_data*.h5", checkIfExists: true).collect()
+        ch_validation = channel.fromPath("${params.train_data_dir}/validation_data*.h5", checkIfExists: true).collect()
+        ch_train_sets = ch_train_sets.mix(ch_training.map { files -> [meta, files] }.join(ch_validation.map { files -> [meta, files] }))
     }
-    ch_pretrained = params.pretrained_model
-        ? channel.value([[id: 'pretrained'], file(params.pretrained_model, checkIfExists: true)])
+
+    // Train, or fine-tune the given model (the mode is ext.args in conf/modules.config)
+    ch_pretrained = params.model
+        ? channel.value([[id: 'pretrained'], file(params.model, checkIfExists: true)])
         : channel.value([[id: 'none'], []])
     HYBRIDMODEL_TRAIN(ch_train_sets, ch_pretrained)
-    HYBRIDMODEL_TRAIN.out.model.view { meta, model -> "best model of ${meta.id}: ${model}" }
+    HYBRIDMODEL_TRAIN.out.model.view { m, model -> "tuned model of ${m.id}: ${model}" }
+
+    // Annotate the genome with the tuned model
+    if (params.fasta && !params.bam) {
+        PREDICT_TUNED(ch_genome_h5.join(HYBRIDMODEL_TRAIN.out.model))
+        POST_TUNED(ch_genome_h5.join(PREDICT_TUNED.out.predictions))
+        POST_TUNED.out.gff3.view { m, gff3 -> "gene models of ${m.id} (tuned model): ${gff3}" }
+    }
 
     // Versions of every tool that ran, from the `versions` topic channel, once.
     channel.topic('versions')
