@@ -2,6 +2,7 @@
 """Export a GeenuFF database to a Helixer-compatible training HDF5 file (every data/ dataset)."""
 import collections
 import logging
+import os
 
 import h5py
 import numpy as np
@@ -306,7 +307,6 @@ def main(argv=None):
     if L % POOL_SIZE:
         log.warning("--subsequence-length %d is not a multiple of %d, the pool size of the "
                     "released Helixer models; such files cannot be used with them", L, POOL_SIZE)
-    import os
     if not os.path.isfile(args.input_db_path):
         raise cli.UserError(f"--input-db-path {args.input_db_path}: no such file")
     with cli.atomic_output(args.h5_output_path) as tmp:
