@@ -7,7 +7,7 @@ import numpy as np
 
 from helixtune import cli, h5layout
 from helixtune.fasta import iter_blocks, scan
-from helixtune.sequence import encode
+from helixtune.sequence import COMPLEMENT, encode, encode_shuffled
 
 log = logging.getLogger("helixtune.fasta2h5")
 
@@ -38,17 +38,22 @@ def get_parser():
     return parser
 
 
-def _rows_of_block(onehot, subsequence_length):
-    """Plus rows (k, L, 4) of an encoded block and the matching minus rows in file order."""
+def _row_codes(block, subsequence_length):
+    """Byte codes of the plus rows (k, L) of a block of bases and of the matching minus rows in
+    file order (byte 0 = padding).
+
+    Minus rows are reverse-complemented on the 1-byte codes; each strand is then encoded once, so
+    no float16 array is copied or flipped (encode(COMPLEMENT[c]) is encode(c) channel-reversed)."""
     L = subsequence_length
-    k = -(-len(onehot) // L)
-    plus = np.zeros((k, L, 4), dtype=np.float16)
-    plus.reshape(-1, 4)[:len(onehot)] = onehot
+    n = len(block)
+    k = -(-n // L)
+    plus = np.zeros((k, L), dtype=np.uint8)
+    plus.reshape(-1)[:n] = np.frombuffer(block, dtype=np.uint8)
     # Minus rows: each chunk reverse-complemented, padding kept at the end, rows in descending order.
-    minus = plus[::-1, ::-1, ::-1].copy()
-    tail = len(onehot) - (k - 1) * L
+    minus = COMPLEMENT[plus[::-1, ::-1]]
+    tail = n - (k - 1) * L
     if tail < L:  # the short last chunk: after flipping, its padding came first; move it back
-        minus[0] = np.roll(minus[0], -(L - tail), axis=0)
+        minus[0] = np.roll(minus[0], -(L - tail))
     return plus, minus
 
 
@@ -73,21 +78,30 @@ def convert(fasta_path, out_path, species, subsequence_length, write_by, compres
             dsets["seqids"][rows] = np.full(n, rec.seqid.encode(), dtype="S50")
             dsets["species"][rows] = np.full(n, species.encode(), dtype="S25")
             dsets["start_ends"][rows] = h5layout.start_ends(rec.length, L)
-        X = dsets["X"]
         chunk_in_seq = 0
         current = -1
-        for index, block in iter_blocks(fasta_path, write_by):
-            if index != current:
-                current, chunk_in_seq = index, 0
-            n_chunks = h5layout.n_rows(records[index].length, L) // 2
-            plus, minus = _rows_of_block(encode(block), L)
-            k = len(plus)
-            base = first_row[index]
-            X[base + chunk_in_seq:base + chunk_in_seq + k] = plus
-            minus_start = base + 2 * n_chunks - chunk_in_seq - k
-            X[minus_start:minus_start + k] = minus
-            chunk_in_seq += k
-            progress.update(len(block))
+        # X's chunks are compressed in threads and stored as HDF5's filters would store them;
+        # with gzip + shuffle each row goes from byte codes to shuffled bytes directly.
+        with h5layout.RowWriter(dsets["X"]) as X:
+            prepared = X.direct and X.shuffle and X.dset.dtype == np.float16
+
+            def write(start, codes):
+                if prepared:
+                    X.write_prepared(start, codes, encode_shuffled)
+                else:
+                    X.write(start, encode(codes))
+
+            for index, block in iter_blocks(fasta_path, write_by):
+                if index != current:
+                    current, chunk_in_seq = index, 0
+                n_chunks = h5layout.n_rows(records[index].length, L) // 2
+                plus, minus = _row_codes(block, L)
+                k = len(plus)
+                base = first_row[index]
+                write(base + chunk_in_seq, plus)
+                write(base + 2 * n_chunks - chunk_in_seq - k, minus)
+                chunk_in_seq += k
+                progress.update(len(block))
         h5layout.write_root_attrs(h5, fasta_path)
 
 
