@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Export a GeenuFF database to a Helixer-compatible training HDF5 file (every data/ dataset)."""
 import collections
+import contextlib
 import logging
 import os
 
@@ -8,12 +9,13 @@ import h5py
 import numpy as np
 
 from helixtune import cli, geenuffdb, h5layout
-from helixtune.sequence import encode
+from helixtune.sequence import COMPLEMENT, encode, encode_shuffled
 
 log = logging.getLogger("helixtune.geenuff2h5")
 
 POOL_SIZE = 9
 MODES = ("X", "y", "anno_meta", "transitions")
+ROW_DATASETS = ("X", "y", "phases", "sample_weights", "transitions", "gene_lengths")
 #: Phase classes along the coding bases from the biological 5' start: Helixer's one-hot index
 #: 1 = phase 0, 3 = phase 2, 2 = phase 1 (GFF meaning: bases until the next codon start).
 PHASE_PATTERN = np.array([1, 3, 2], dtype=np.int8)
@@ -242,9 +244,13 @@ def export(db_path, out_path, L, write_by, compression, write_x):
     # Work in blocks of about 1 Mbp (whole rows, at most --write-by): the label arrays stay in
     # the CPU cache range and memory stays small; results do not depend on the block size.
     block = max(L, min(write_by, (1 << 20) // L * L))
-    with h5py.File(out_path, "w") as h5:
+    with h5py.File(out_path, "w") as h5, contextlib.ExitStack() as stack:
         data = h5.create_group("data")
         ds = {name: h5layout.create_dataset(data, name, n_total, L, compression) for name in names}
+        # the row datasets: chunks deflated in threads and stored directly (h5layout.RowWriter)
+        rw = {name: stack.enter_context(h5layout.RowWriter(ds[name])) for name in ROW_DATASETS
+              if name in ds}
+        x_prepared = write_x and rw["X"].direct and rw["X"].shuffle and ds["X"].dtype == np.float16
         for i, (cid, seqid, length, models, annotated) in enumerate(coords):
             base, n_chunks = int(first_row[i]), counts[i] // 2
             rows = slice(base, base + 2 * n_chunks)
@@ -259,26 +265,31 @@ def export(db_path, out_path, L, write_by, compression, write_x):
                 if write_x:
                     (seq,) = con.execute("SELECT substr(sequence, ?, ?) FROM coordinate "
                                          "WHERE id = ?", (a + 1, b - a, cid)).fetchone()
-                    onehot = encode(seq.encode("ascii"))
+                    codes = np.frombuffer(seq.encode("ascii"), dtype=np.uint8)
                 for plus in (True, False):
                     y, phases, sw, tr, gl = label_block(models[plus], a, b, length)
-                    sel = (slice(base + c0, base + c1) if plus else
-                           slice(base + 2 * n_chunks - c1, base + 2 * n_chunks - c0))
+                    first = base + c0 if plus else base + 2 * n_chunks - c1
                     y_rows = _rows(y, L, not plus)
                     sw_rows = _rows(sw, L, not plus)
-                    ds["y"][sel] = y_rows
-                    ds["phases"][sel] = _rows(phases, L, not plus)
-                    ds["sample_weights"][sel] = sw_rows
-                    ds["transitions"][sel] = _rows(tr, L, not plus)
-                    ds["gene_lengths"][sel] = _rows(gl, L, not plus)
+                    rw["y"].write(first, y_rows)
+                    rw["phases"].write(first, _rows(phases, L, not plus))
+                    rw["sample_weights"].write(first, sw_rows)
+                    rw["transitions"].write(first, _rows(tr, L, not plus))
+                    rw["gene_lengths"].write(first, _rows(gl, L, not plus))
                     # Helixer's inverted per-row flags: err_samples is True when the row has
                     # *any* usable base; fully_intergenic_samples is True only when no base of
                     # the row (padding included) is intergenic.
+                    sel = slice(first, first + len(y_rows))
                     ds["err_samples"][sel] = sw_rows.any(axis=1)
                     ds["fully_intergenic_samples"][sel] = (y_rows[:, :, 0] == 0).all(axis=1)
                     if write_x:
-                        fwd_x = onehot if plus else onehot[:, ::-1]
-                        ds["X"][sel] = _rows(np.ascontiguousarray(fwd_x), L, not plus)
+                        # minus rows: reverse-complemented byte codes (padding byte 0 stays 0)
+                        x_codes = _rows(codes, L, False) if plus else \
+                            COMPLEMENT[_rows(codes, L, True)]
+                        if x_prepared:
+                            rw["X"].write_prepared(first, x_codes, encode_shuffled)
+                        else:
+                            rw["X"].write(first, encode(x_codes))
                 progress.update(b - a)
         h5layout.write_root_attrs(h5, db_path)
     con.close()
