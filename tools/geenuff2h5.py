@@ -145,16 +145,22 @@ def _subtract(interval, holes):
 # Labels of one block [a, b) of one strand, in forward orientation
 
 
-def _mask(intervals, a, b):
-    """Boolean coverage of [a, b) by intervals (n, 2), via a difference array."""
-    diff = np.zeros(b - a + 1, dtype=np.int32)
-    if len(intervals):
-        lo = np.clip(intervals[:, 0], a, b) - a
-        hi = np.clip(intervals[:, 1], a, b) - a
-        keep = hi > lo
-        np.add.at(diff, lo[keep], 1)
-        np.add.at(diff, hi[keep], -1)
-    return np.cumsum(diff[:-1]) > 0
+EYE4 = np.eye(4, dtype=np.int8)
+
+
+def _masks(interval_sets, a, b):
+    """Boolean coverage (b - a, k) of [a, b) by k sets of intervals (each (n, 2)), with one
+    difference array and one cumulative sum."""
+    k = len(interval_sets)
+    diff = np.zeros((b - a + 1) * k, dtype=np.int16)
+    for ch, intervals in enumerate(interval_sets):
+        if len(intervals):
+            lo = np.clip(intervals[:, 0], a, b) - a
+            hi = np.clip(intervals[:, 1], a, b) - a
+            keep = hi > lo
+            np.add.at(diff, lo[keep] * k + ch, 1)
+            np.add.at(diff, hi[keep] * k + ch, -1)
+    return np.cumsum(diff.reshape(-1, k)[:-1], axis=0, dtype=np.int16) > 0
 
 
 def label_block(sm, a, b, seq_len):
@@ -162,30 +168,26 @@ def label_block(sm, a, b, seq_len):
     n = b - a
     # the transition marks need one base of context on each side
     ea, eb = max(a - 1, 0), min(b + 1, seq_len)
-    m = np.stack([_mask(sm.tx_a, ea, eb), _mask(sm.cds_a, ea, eb), _mask(sm.intron_a, ea, eb)],
-                 axis=1).astype(np.int8)
+    m = _masks((sm.tx_a, sm.cds_a, sm.intron_a, sm.error_a), ea, eb)
     # Transitions (Helixer quirk): computed in *forward* genomic orientation for both strands,
     # channels [start of transcript, cds, intron, end of transcript, cds, intron]; each mark
     # covers 2 bp (last base of the old state and first of the new). On the minus strand the
     # channels therefore mean TTS/stop/acceptor for 0-2 and TSS/start/donor for 3-5.
-    d = m[:-1] - m[1:]
-    trans_e = np.zeros((eb - ea, 6), dtype=np.int8)
-    starts, ends = (d == -1), (d == 1)
-    trans_e[:-1, :3] |= starts
+    m3 = m[:, :3]
+    starts = ~m3[:-1] & m3[1:]
+    ends = m3[:-1] & ~m3[1:]
+    trans_e = np.zeros((eb - ea, 6), dtype=bool)
+    trans_e[:-1, :3] = starts
     trans_e[1:, :3] |= starts
-    trans_e[:-1, 3:] |= ends
+    trans_e[:-1, 3:] = ends
     trans_e[1:, 3:] |= ends
     off = a - ea
-    transitions = trans_e[off:off + n]
-    tx, cds, intron = (m[off:off + n, k].astype(bool) for k in range(3))
+    transitions = trans_e[off:off + n].view(np.int8)
+    tx, cds, intron, err = (m[off:off + n, k] for k in range(4))
     # y: the GeenuFF CDS region spans its introns; intron wins over CDS (and UTR introns are
-    # introns).
-    y = np.zeros((n, 4), dtype=np.int8)
-    y[:, 0] = ~tx
-    y[:, 1] = tx & ~cds & ~intron
-    y[:, 2] = tx & cds & ~intron
-    y[:, 3] = tx & intron
-    sample_weights = (~_mask(sm.error_a, a, b)).astype(np.int8)
+    # introns): class 0 intergenic, 1 UTR, 2 CDS, 3 intron
+    y = EYE4[tx * (1 + (cds | intron).view(np.int8) + intron.view(np.int8))]
+    sample_weights = (~err).view(np.int8)
     # gene_lengths: full transcript length (introns included) where it is covered; max wins
     gene_lengths = np.zeros(n, dtype=np.uint32)
     if len(sm.tx_a):
@@ -205,8 +207,7 @@ def label_block(sm, a, b, seq_len):
                 k = done + (p - lo if plus else hi - 1 - p)
                 cls[p - a] = PHASE_PATTERN[(k - phase) % 3]
             done += length
-    phases = np.zeros((n, 4), dtype=np.int8)
-    phases[np.arange(n), cls] = 1
+    phases = EYE4[cls]
     return y, phases, sample_weights, transitions, gene_lengths
 
 
@@ -230,6 +231,27 @@ def _rows(block, L, minus):
 # Writing
 
 
+class _RowWriter(h5layout.RowWriter):
+    """RowWriter that deflates a row whose bases are all alike (all intergenic, no errors, no
+    transitions, ...) once: most rows of gene-sparse genomes, and most sample_weights rows."""
+
+    def __init__(self, dset):
+        super().__init__(dset)
+        self._uniform = {}
+
+    def _compress(self, row):
+        data = np.ascontiguousarray(row)
+        if data.ndim == 0 or not (np.array_equal(data[0], data[-1])
+                                  and np.array_equal(data[0], data[len(data) // 2])
+                                  and (data == data[0]).all()):
+            return super()._compress(data)
+        key = data[0].tobytes()
+        chunk = self._uniform.get(key)
+        if chunk is None:
+            chunk = self._uniform[key] = super()._compress(data)
+        return chunk
+
+
 def export(db_path, out_path, L, write_by, compression, write_x):
     con = geenuffdb.connect_existing(db_path)
     species, coords = read_genome(con, db_path)
@@ -248,7 +270,7 @@ def export(db_path, out_path, L, write_by, compression, write_x):
         data = h5.create_group("data")
         ds = {name: h5layout.create_dataset(data, name, n_total, L, compression) for name in names}
         # the row datasets: chunks deflated in threads and stored directly (h5layout.RowWriter)
-        rw = {name: stack.enter_context(h5layout.RowWriter(ds[name])) for name in ROW_DATASETS
+        rw = {name: stack.enter_context(_RowWriter(ds[name])) for name in ROW_DATASETS
               if name in ds}
         x_prepared = write_x and rw["X"].direct and rw["X"].shuffle and ds["X"].dtype == np.float16
         for i, (cid, seqid, length, models, annotated) in enumerate(coords):
