@@ -174,15 +174,13 @@ def label_block(sm, a, b, seq_len):
     # covers 2 bp (last base of the old state and first of the new). On the minus strand the
     # channels therefore mean TTS/stop/acceptor for 0-2 and TSS/start/donor for 3-5.
     m3 = m[:, :3]
-    starts = ~m3[:-1] & m3[1:]
-    ends = m3[:-1] & ~m3[1:]
-    trans_e = np.zeros((eb - ea, 6), dtype=bool)
-    trans_e[:-1, :3] = starts
-    trans_e[1:, :3] |= starts
-    trans_e[:-1, 3:] = ends
-    trans_e[1:, 3:] |= ends
+    i, c = np.nonzero(m3[1:] != m3[:-1])  # the state of channel c changes between i and i + 1
+    col = np.where(m3[i + 1, c], c, c + 3)
+    trans_e = np.zeros((eb - ea, 6), dtype=np.int8)
+    trans_e[i, col] = 1
+    trans_e[i + 1, col] = 1
     off = a - ea
-    transitions = trans_e[off:off + n].view(np.int8)
+    transitions = trans_e[off:off + n]
     tx, cds, intron, err = (m[off:off + n, k] for k in range(4))
     # y: the GeenuFF CDS region spans its introns; intron wins over CDS (and UTR introns are
     # introns): class 0 intergenic, 1 UTR, 2 CDS, 3 intron
@@ -213,18 +211,22 @@ def label_block(sm, a, b, seq_len):
 
 def _rows(block, L, minus):
     """Rows (k, L, ...) of a forward block, zero-padded at the end of the row; for the minus
-    strand reversed (positions and rows) with the padding kept at the end."""
-    k = -(-len(block) // L)
+    strand reversed (positions and rows) with the padding kept at the end (views where no
+    padding is needed; the row writer makes each row contiguous)."""
+    n = len(block)
+    k = -(-n // L)
+    tail = n - (k - 1) * L
+    shape = (k, L) + block.shape[1:]
+    src = block[::-1] if minus else block
+    if tail == L:
+        return src.reshape(shape)
     out = np.zeros((k * L,) + block.shape[1:], dtype=block.dtype)
-    out[:len(block)] = block
-    out = out.reshape((k, L) + block.shape[1:])
-    if not minus:
-        return out
-    out = out[::-1, ::-1].copy()
-    tail = len(block) - (k - 1) * L
-    if tail < L:
-        out[0] = np.roll(out[0], -(L - tail), axis=0)
-    return out
+    if minus:  # the short chunk (the sequence end) is the first minus row
+        out[:tail] = src[:tail]
+        out[L:] = src[tail:]
+    else:
+        out[:n] = src
+    return out.reshape(shape)
 
 
 # ---------------------------------------------------------------------------------------------
