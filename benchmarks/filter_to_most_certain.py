@@ -1,0 +1,107 @@
+#!/usr/bin/env python3
+"""Benchmark filter-to-most-certain.py on S. pombe chr I (522 rows of 21384 bp, 5 RNA-seq columns).
+
+Predictions are synthetic (the labels plus noise, written in reverse row order with a coordinates
+file, so rows must be paired by (seqid, start, end)). The tool runs in a subprocess per --write-by;
+peak RSS is that subprocess's. The floor, measured in the same run, is h5py alone reading data/y and the
+predictions and copying half of the rows of every per-row dataset with the same storage. Wall and
+CPU seconds are both given (the machine is shared, so CPU time is the steadier figure).
+Prints one JSON line. Usage: python benchmarks/filter_to_most_certain.py [SHARED_DATA_DIR]
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+import numpy as np
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DATA = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else
+                    os.environ.get("HELIXTUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SRC = DATA / "helixer_h5" / "upstream_0.3.6" / "spombe_chrI.geenuff2h5.rnaseq.h5"
+EXE = pathlib.Path(sys.executable).parent / "filter-to-most-certain.py"
+MEASURE = ("import resource, subprocess, sys, time; t = time.monotonic(); "
+           "rc = subprocess.run(sys.argv[1:]).returncode; w = time.monotonic() - t; "
+           "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+           "print(w, r.ru_maxrss, r.ru_utime + r.ru_stime, rc)")
+
+
+def measure(cmd):
+    out = subprocess.run([sys.executable, "-c", MEASURE, *map(str, cmd)], capture_output=True,
+                         text=True, check=True)
+    wall, rss_kb, cpu, rc = out.stdout.split()
+    assert rc == "0", out.stderr
+    return float(wall), int(rss_kb) / 1024, float(cpu)
+
+
+def make_predictions(tmp):
+    rng = np.random.default_rng(0)
+    with h5py.File(SRC) as src, h5py.File(tmp / "preds.h5", "w") as p, \
+            h5py.File(tmp / "genome.h5", "w") as g:
+        n, L = src["data/y"].shape[:2]
+        order = np.arange(n)[::-1]
+        d = p.create_dataset("predictions", shape=(n, L, 4), dtype=np.float16, chunks=(1, L, 4),
+                             maxshape=(None, L, 4), compression="gzip", shuffle=True)
+        for a in range(0, n, 50):
+            rows = order[a:a + 50]
+            y = src["data/y"][np.sort(rows)][::-1].astype(np.float32)
+            e = rng.uniform(0, 0.5, size=(len(rows), 1, 1))
+            d[a:a + len(rows)] = y * (1 - e) + np.roll(y, 1, axis=-1) * e
+        grp = g.create_group("data")
+        for name in ("seqids", "start_ends"):
+            grp.create_dataset(name, data=src[f"data/{name}"][:][order])
+        p.attrs["test_data_path"] = str(tmp / "genome.h5")
+    return n
+
+
+def floor(tmp):
+    """h5py alone: read y and the predictions, copy half of the rows of every per-row dataset
+    into a new file with the same storage (what any implementation must at least do)."""
+    t = time.monotonic()
+    c = time.process_time()
+    with h5py.File(SRC) as src, h5py.File(tmp / "preds.h5") as p, \
+            h5py.File(tmp / "floor.h5", "w") as out:
+        n = len(src["data/seqids"])
+        for d in (src["data/y"], p["predictions"]):
+            for a in range(0, n, 100):
+                d[a:a + 100]
+        names = []
+        src.visititems(lambda k, o: names.append(k) if isinstance(o, h5py.Dataset)
+                       and o.shape[0] == n else None)
+        for k in names:
+            d = src[k]
+            o = out.create_dataset(k, shape=(n // 2,) + d.shape[1:], dtype=d.dtype,
+                                   chunks=d.chunks, compression=d.compression,
+                                   shuffle=d.shuffle, maxshape=(None,) + d.shape[1:])
+            for a in range(0, n // 2, 100):
+                o[a:min(a + 100, n // 2)] = d[a:min(a + 100, n // 2)]
+    return time.monotonic() - t, time.process_time() - c
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        n = make_predictions(tmp)
+        floor_s, floor_cpu = floor(tmp)
+        runs = []
+        for write_by in (500_000, 6_000_000, 24_000_000):
+            wall, rss, cpu = measure([EXE, "--h5-to-filter", SRC, "--predictions", tmp / "preds.h5",
+                                 "--keep-fraction", "0.5", "--write-by", write_by,
+                                 "--output-file", tmp / "out.h5", "--quiet"])
+            runs.append({"write_by": write_by, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                         "rows_per_s": round(n / wall, 1), "peak_rss_mb": round(rss, 1),
+                         "wall_ratio_to_floor": round(wall / floor_s, 2),
+                         "cpu_ratio_to_floor": round(cpu / floor_cpu, 2)})
+    print(json.dumps({"benchmark": "filter-to-most-certain.py", "input": SRC.name, "rows": n,
+                      "floor": "h5py: read y + predictions, copy half the rows of every per-row "
+                               "dataset with the same storage",
+                      "floor_s": round(floor_s, 2), "floor_cpu_s": round(floor_cpu, 2),
+                      "runs": runs}))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,80 @@
+#!/usr/bin/env python3
+"""Benchmark n90_train_val_split.py on S. pombe chr I (522 rows of 21384 bp, 5 RNA-seq columns).
+
+One chromosome, so --split-within-sequences (default 500 kb blocks). The tool runs in a subprocess
+per --write-by; peak RSS is that subprocess's. The floor, measured in the same run, is h5py alone
+copying every per-row dataset into two files with the same storage (all rows once). Wall and CPU
+seconds are both given (the machine is shared, so CPU time is the steadier figure).
+Prints one JSON line. Usage: python benchmarks/n90_train_val_split.py [SHARED_DATA_DIR]
+"""
+import json
+import os
+import pathlib
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DATA = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else
+                    os.environ.get("HELIXTUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+SRC = DATA / "helixer_h5" / "upstream_0.3.6" / "spombe_chrI.geenuff2h5.rnaseq.h5"
+EXE = pathlib.Path(sys.executable).parent / "n90_train_val_split.py"
+MEASURE = ("import resource, subprocess, sys, time; t = time.monotonic(); "
+           "rc = subprocess.run(sys.argv[1:]).returncode; w = time.monotonic() - t; "
+           "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+           "print(w, r.ru_maxrss, r.ru_utime + r.ru_stime, rc)")
+
+
+def measure(cmd):
+    out = subprocess.run([sys.executable, "-c", MEASURE, *map(str, cmd)], capture_output=True,
+                         text=True, check=True)
+    wall, rss_kb, cpu, rc = out.stdout.split()
+    assert rc == "0", out.stderr
+    return float(wall), int(rss_kb) / 1024, float(cpu)
+
+
+def floor(tmp):
+    t, c = time.monotonic(), time.process_time()
+    with h5py.File(SRC) as src, h5py.File(tmp / "a.h5", "w") as a, \
+            h5py.File(tmp / "b.h5", "w") as b:
+        n = len(src["data/seqids"])
+        half = n * 3 // 4
+        names = []
+        src.visititems(lambda k, o: names.append(k) if isinstance(o, h5py.Dataset)
+                       and o.shape[0] == n else None)
+        for k in names:
+            d = src[k]
+            for out, lo, hi in ((a, 0, half), (b, half, n)):
+                o = out.create_dataset(k, shape=(hi - lo,) + d.shape[1:], dtype=d.dtype,
+                                       chunks=d.chunks, compression=d.compression,
+                                       shuffle=d.shuffle, maxshape=(None,) + d.shape[1:])
+                for s in range(lo, hi, 23):
+                    e = min(s + 23, hi)
+                    o[s - lo:e - lo] = d[s:e]
+    return time.monotonic() - t, time.process_time() - c, n
+
+
+def main():
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        floor_s, floor_cpu, n = floor(tmp)
+        runs = []
+        for write_by in (500_000, 6_000_000, 24_000_000):
+            wall, rss, cpu = measure([EXE, "--h5-to-split", SRC, "--output-pfx", f"{tmp}/",
+                                      "--split-within-sequences", "--write-by", write_by,
+                                      "--quiet"])
+            runs.append({"write_by": write_by, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
+                         "rows_per_s": round(n / wall, 1), "peak_rss_mb": round(rss, 1),
+                         "wall_ratio_to_floor": round(wall / floor_s, 2),
+                         "cpu_ratio_to_floor": round(cpu / floor_cpu, 2)})
+    print(json.dumps({"benchmark": "n90_train_val_split.py", "input": SRC.name, "rows": n,
+                      "floor": "h5py: copy every per-row dataset into two files, same storage",
+                      "floor_s": round(floor_s, 2), "floor_cpu_s": round(floor_cpu, 2),
+                      "runs": runs}))
+
+
+if __name__ == "__main__":
+    main()

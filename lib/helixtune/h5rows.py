@@ -1,0 +1,150 @@
+"""Copy a row subset of a Helixer HDF5 file into one or more new files, streaming.
+
+A dataset is *per-row* when its first dimension equals the number of rows N (``data/seqids``)
+and it does not sit in a metadata group (a group whose name ends in ``meta``, such as
+``evaluation/rnaseq_meta``). Per-row datasets (``data/*``, ``evaluation/*_coverage``,
+``alternative/*/...``) receive the selected rows in their original order; every other dataset is
+copied as is. Storage (dtype, chunks, compression, shuffle, fill value) and attributes are kept.
+Nothing time-dependent is written, so the same inputs give byte-identical files.
+"""
+import h5py
+import numpy as np
+
+from helixtune.cli import UserError
+
+
+def n_rows(h5, path):
+    """Number of rows of an open Helixer file (length of ``data/seqids``)."""
+    if "data/seqids" not in h5 or "data/start_ends" not in h5:
+        raise UserError(f"{path}: not a Helixer data file (no data/seqids or data/start_ends)")
+    return len(h5["data/seqids"])
+
+
+def subsequence_length(h5, path):
+    """L of a Helixer data file, from the first per-row dataset with a position axis."""
+    for name in ("data/X", "data/y", "data/sample_weights"):
+        if name in h5 and h5[name].ndim >= 2:
+            return h5[name].shape[1]
+    raise UserError(f"{path}: cannot tell the subsequence length (no data/X, data/y or "
+                    "data/sample_weights)")
+
+
+def _in_meta_group(name):
+    return any(part.endswith("meta") for part in name.split("/")[:-1])
+
+
+def is_per_row(name, dset, n):
+    return dset.ndim >= 1 and dset.shape[0] == n and not _in_meta_group(name)
+
+
+def _items(h5):
+    """(name, object) of every group and dataset below ``h5``, in a fixed (sorted) order."""
+    out = []
+    h5.visititems(lambda name, obj: out.append((name, obj)))
+    return sorted(out, key=lambda item: item[0])
+
+
+def _create_like(dst, name, src, n_out):
+    shape = (n_out,) + src.shape[1:]
+    kwargs = dict(shape=shape, dtype=src.dtype, chunks=src.chunks, compression=src.compression,
+                  compression_opts=src.compression_opts, shuffle=src.shuffle,
+                  fletcher32=src.fletcher32, track_times=False)
+    if src.chunks is not None:
+        kwargs["maxshape"] = (None,) + tuple(src.maxshape[1:])
+    if src.fillvalue is not None and src.dtype.kind not in "OV":
+        kwargs["fillvalue"] = src.fillvalue
+    out = dst.create_dataset(name, **kwargs)
+    for key, value in sorted(src.attrs.items()):
+        out.attrs[key] = value
+    return out
+
+
+def copy_structure(src, dsts, counts, n):
+    """Create every group and dataset of ``src`` in each file of ``dsts``.
+
+    Per-row datasets get ``counts[i]`` rows in ``dsts[i]`` (filled later by :func:`copy_rows`);
+    the others are copied whole. Root attributes of ``src`` are copied too.
+    Returns the names of the per-row datasets."""
+    for dst in dsts:
+        for key, value in sorted(src.attrs.items()):
+            dst.attrs[key] = value
+    per_row = []
+    for name, obj in _items(src):
+        if isinstance(obj, h5py.Group):
+            for dst in dsts:
+                group = dst.require_group(name)
+                for key, value in sorted(obj.attrs.items()):
+                    group.attrs[key] = value
+        elif isinstance(obj, h5py.Dataset):
+            if is_per_row(name, obj, n):
+                per_row.append(name)
+                for dst, count in zip(dsts, counts):
+                    _create_like(dst, name, obj, count)
+            else:
+                data = obj[()]
+                for dst in dsts:
+                    if obj.ndim:
+                        out = _create_like(dst, name, obj, obj.shape[0])
+                        if obj.size:
+                            out[...] = data
+                    else:
+                        out = dst.create_dataset(name, data=data, track_times=False)
+                        for key, value in sorted(obj.attrs.items()):
+                            out.attrs[key] = value
+    return per_row
+
+
+def copy_rows(src, dsts, masks, names, rows_per_block, progress=None):
+    """Copy the rows where ``masks[i]`` is True of every per-row dataset into ``dsts[i]``.
+
+    Reads ``rows_per_block`` rows of one dataset at a time, so memory stays bounded by the block
+    size times the widest row; the row order of the input is kept."""
+    n = len(masks[0])
+    written = [0] * len(dsts)
+    for name in names:
+        src_dset = src[name]
+        offsets = [0] * len(dsts)
+        for a in range(0, n, rows_per_block):
+            b = min(a + rows_per_block, n)
+            wanted = [m[a:b] for m in masks]
+            if not any(w.any() for w in wanted):
+                continue
+            if len(dsts) == 1 and not wanted[0].all():
+                # read only the runs of wanted rows (h5py point selections are slow)
+                selected = [np.concatenate([src_dset[a + s:a + e] for s, e in _runs(wanted[0])])]
+            else:
+                block = src_dset[a:b]
+                selected = [block[w] for w in wanted]
+            for i, (dst, rows) in enumerate(zip(dsts, selected)):
+                if len(rows):
+                    dst[name][offsets[i]:offsets[i] + len(rows)] = rows
+                    offsets[i] += len(rows)
+            if progress is not None:
+                progress.update(b - a)
+        for i, m in enumerate(masks):
+            assert offsets[i] == int(m.sum()), (name, offsets[i], int(m.sum()))
+            written[i] = offsets[i]
+    return written
+
+
+def _runs(mask):
+    """(start, end) of every run of True in a boolean array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.view(np.int8), [0]])))
+    return zip(edges[::2].tolist(), edges[1::2].tolist())
+
+
+def rows_per_block(write_by, subsequence_length, log):
+    """Rows read at a time for ``--write-by`` bases (at least one row)."""
+    rows = write_by // subsequence_length
+    if rows < 1:
+        log.warning("--write-by %d is smaller than the subsequence length %d; writing one row "
+                    "at a time", write_by, subsequence_length)
+        rows = 1
+    return rows
+
+
+def row_label(seqid, start, end):
+    """Human-readable name of a row: seqid:start-end(strand), forward coordinates."""
+    sid = seqid.decode(errors="replace") if isinstance(seqid, bytes) else str(seqid)
+    lo, hi = min(start, end), max(start, end)
+    return f"{sid}:{lo}-{hi}({'+' if start < end else '-'})"
