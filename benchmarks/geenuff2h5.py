@@ -2,8 +2,9 @@
 """Benchmark import2geenuff.py + geenuff2h5.py on S. pombe chromosome I (5.58 Mbp, 2,302 genes).
 
 The floor is fasta2h5.py on the same genome, measured in the same run (geenuff2h5 writes the same
-X plus the label datasets). Each tool runs as its own process; wall time and peak RSS come from
-os.wait4. Prints one JSON line.
+X plus the label datasets). Each tool runs as its own process; wall time, CPU time (user + system,
+less sensitive to other load on a shared machine) and peak RSS come from os.wait4. Prints one
+JSON line.
 
 Usage: python benchmarks/geenuff2h5.py [--data ../shared/data] [--repeats 3]
 """
@@ -22,7 +23,7 @@ BIN = pathlib.Path(sys.executable).parent
 
 
 def measure(argv):
-    """(wall seconds, peak RSS in MB) of one process."""
+    """(wall seconds, peak RSS in MB, CPU seconds user + system) of one process."""
     t0 = time.monotonic()
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     _, status, usage = os.wait4(proc.pid, 0)
@@ -31,7 +32,7 @@ def measure(argv):
     if proc.returncode:
         raise SystemExit(f"{argv[0]} failed: {proc.stderr.read().decode()}")
     proc.stderr.close()
-    return wall, usage.ru_maxrss / 1024
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def run(data, repeats):
@@ -53,15 +54,16 @@ def run(data, repeats):
                 for out in (tmp / "f.h5", tmp / "g.h5"):
                     if name != "import2geenuff" and out.exists():
                         out.unlink()
-                wall, rss = measure([str(a) for a in argv])
+                wall, rss, cpu = measure([str(a) for a in argv])
                 prev = best.get(name)
-                best[name] = (min(wall, prev[0]) if prev else wall, max(rss, prev[1]) if prev else rss)
+                best[name] = ((min(wall, prev[0]), max(rss, prev[1]), min(cpu, prev[2]))
+                              if prev else (wall, rss, cpu))
     finally:
         shutil.rmtree(tmp)
     bp = 5_579_133
-    f_wall, f_rss = best["fasta2h5"]
-    i_wall, i_rss = best["import2geenuff"]
-    g_wall, g_rss = best["geenuff2h5"]
+    f_wall, f_rss, f_cpu = best["fasta2h5"]
+    i_wall, i_rss, i_cpu = best["import2geenuff"]
+    g_wall, g_rss, g_cpu = best["geenuff2h5"]
     return {
         "benchmark": "import2geenuff+geenuff2h5", "genome": "S. pombe chr I", "bp": bp,
         "repeats": repeats, "cpu_count": os.cpu_count(),
@@ -70,6 +72,9 @@ def run(data, repeats):
         "geenuff2h5_mbp_per_s": round(bp / g_wall / 1e6, 2),
         "floor_fasta2h5_s": round(f_wall, 2), "floor_fasta2h5_peak_rss_mb": round(f_rss),
         "ratio_geenuff2h5_to_fasta2h5": round(g_wall / f_wall, 2),
+        "cpu_s": {"import2geenuff": round(i_cpu, 2), "geenuff2h5": round(g_cpu, 2),
+                  "fasta2h5": round(f_cpu, 2)},
+        "cpu_ratio_geenuff2h5_to_fasta2h5": round(g_cpu / f_cpu, 2),
         "targets": {"ratio": 2.0, "import2geenuff_s": 5.0, "peak_rss_mb": 400},
     }
 

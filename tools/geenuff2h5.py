@@ -1,18 +1,21 @@
 #!/usr/bin/env python3
 """Export a GeenuFF database to a Helixer-compatible training HDF5 file (every data/ dataset)."""
 import collections
+import contextlib
 import logging
+import os
 
 import h5py
 import numpy as np
 
 from helixtune import cli, geenuffdb, h5layout
-from helixtune.sequence import encode
+from helixtune.sequence import COMPLEMENT, encode, encode_shuffled
 
 log = logging.getLogger("helixtune.geenuff2h5")
 
 POOL_SIZE = 9
 MODES = ("X", "y", "anno_meta", "transitions")
+ROW_DATASETS = ("X", "y", "phases", "sample_weights", "transitions", "gene_lengths")
 #: Phase classes along the coding bases from the biological 5' start: Helixer's one-hot index
 #: 1 = phase 0, 3 = phase 2, 2 = phase 1 (GFF meaning: bases until the next codon start).
 PHASE_PATTERN = np.array([1, 3, 2], dtype=np.int8)
@@ -142,16 +145,27 @@ def _subtract(interval, holes):
 # Labels of one block [a, b) of one strand, in forward orientation
 
 
-def _mask(intervals, a, b):
-    """Boolean coverage of [a, b) by intervals (n, 2), via a difference array."""
-    diff = np.zeros(b - a + 1, dtype=np.int32)
-    if len(intervals):
-        lo = np.clip(intervals[:, 0], a, b) - a
-        hi = np.clip(intervals[:, 1], a, b) - a
-        keep = hi > lo
-        np.add.at(diff, lo[keep], 1)
-        np.add.at(diff, hi[keep], -1)
-    return np.cumsum(diff[:-1]) > 0
+#: one-hot rows of 4 int8 as one uint32 each: a 1-D take builds (n, 4) one-hot arrays fast
+_ONEHOT32 = np.eye(4, dtype=np.int8).view(np.uint32).ravel()
+
+
+def _onehot(classes):
+    return _ONEHOT32.take(classes, mode="clip").view(np.int8).reshape(len(classes), 4)
+
+
+def _masks(interval_sets, a, b):
+    """Boolean coverage (b - a, k) of [a, b) by k sets of intervals (each (n, 2)), with one
+    difference array and one cumulative sum."""
+    k = len(interval_sets)
+    diff = np.zeros((b - a + 1) * k, dtype=np.int16)
+    for ch, intervals in enumerate(interval_sets):
+        if len(intervals):
+            lo = np.clip(intervals[:, 0], a, b) - a
+            hi = np.clip(intervals[:, 1], a, b) - a
+            keep = hi > lo
+            np.add.at(diff, lo[keep] * k + ch, 1)
+            np.add.at(diff, hi[keep] * k + ch, -1)
+    return np.cumsum(diff.reshape(-1, k)[:-1], axis=0, dtype=np.int16) > 0
 
 
 def label_block(sm, a, b, seq_len):
@@ -159,30 +173,24 @@ def label_block(sm, a, b, seq_len):
     n = b - a
     # the transition marks need one base of context on each side
     ea, eb = max(a - 1, 0), min(b + 1, seq_len)
-    m = np.stack([_mask(sm.tx_a, ea, eb), _mask(sm.cds_a, ea, eb), _mask(sm.intron_a, ea, eb)],
-                 axis=1).astype(np.int8)
+    m = _masks((sm.tx_a, sm.cds_a, sm.intron_a, sm.error_a), ea, eb)
     # Transitions (Helixer quirk): computed in *forward* genomic orientation for both strands,
     # channels [start of transcript, cds, intron, end of transcript, cds, intron]; each mark
     # covers 2 bp (last base of the old state and first of the new). On the minus strand the
     # channels therefore mean TTS/stop/acceptor for 0-2 and TSS/start/donor for 3-5.
-    d = m[:-1] - m[1:]
+    m3 = m[:, :3]
+    i, c = np.nonzero(m3[1:] != m3[:-1])  # the state of channel c changes between i and i + 1
+    col = np.where(m3[i + 1, c], c, c + 3)
     trans_e = np.zeros((eb - ea, 6), dtype=np.int8)
-    starts, ends = (d == -1), (d == 1)
-    trans_e[:-1, :3] |= starts
-    trans_e[1:, :3] |= starts
-    trans_e[:-1, 3:] |= ends
-    trans_e[1:, 3:] |= ends
+    trans_e[i, col] = 1
+    trans_e[i + 1, col] = 1
     off = a - ea
     transitions = trans_e[off:off + n]
-    tx, cds, intron = (m[off:off + n, k].astype(bool) for k in range(3))
+    tx, cds, intron, err = (m[off:off + n, k] for k in range(4))
     # y: the GeenuFF CDS region spans its introns; intron wins over CDS (and UTR introns are
-    # introns).
-    y = np.zeros((n, 4), dtype=np.int8)
-    y[:, 0] = ~tx
-    y[:, 1] = tx & ~cds & ~intron
-    y[:, 2] = tx & cds & ~intron
-    y[:, 3] = tx & intron
-    sample_weights = (~_mask(sm.error_a, a, b)).astype(np.int8)
+    # introns): class 0 intergenic, 1 UTR, 2 CDS, 3 intron
+    y = _onehot(tx * (1 + (cds | intron).view(np.int8) + intron.view(np.int8)))
+    sample_weights = (~err).view(np.int8)
     # gene_lengths: full transcript length (introns included) where it is covered; max wins
     gene_lengths = np.zeros(n, dtype=np.uint32)
     if len(sm.tx_a):
@@ -202,29 +210,53 @@ def label_block(sm, a, b, seq_len):
                 k = done + (p - lo if plus else hi - 1 - p)
                 cls[p - a] = PHASE_PATTERN[(k - phase) % 3]
             done += length
-    phases = np.zeros((n, 4), dtype=np.int8)
-    phases[np.arange(n), cls] = 1
+    phases = _onehot(cls)
     return y, phases, sample_weights, transitions, gene_lengths
 
 
 def _rows(block, L, minus):
     """Rows (k, L, ...) of a forward block, zero-padded at the end of the row; for the minus
-    strand reversed (positions and rows) with the padding kept at the end."""
-    k = -(-len(block) // L)
+    strand reversed (positions and rows) with the padding kept at the end (views where no
+    padding is needed; the row writer makes each row contiguous)."""
+    n = len(block)
+    k = -(-n // L)
+    tail = n - (k - 1) * L
+    shape = (k, L) + block.shape[1:]
+    src = block[::-1] if minus else block
+    if tail == L:
+        return src.reshape(shape)
     out = np.zeros((k * L,) + block.shape[1:], dtype=block.dtype)
-    out[:len(block)] = block
-    out = out.reshape((k, L) + block.shape[1:])
-    if not minus:
-        return out
-    out = out[::-1, ::-1].copy()
-    tail = len(block) - (k - 1) * L
-    if tail < L:
-        out[0] = np.roll(out[0], -(L - tail), axis=0)
-    return out
+    if minus:  # the short chunk (the sequence end) is the first minus row
+        out[:tail] = src[:tail]
+        out[L:] = src[tail:]
+    else:
+        out[:n] = src
+    return out.reshape(shape)
 
 
 # ---------------------------------------------------------------------------------------------
 # Writing
+
+
+class _RowWriter(h5layout.RowWriter):
+    """RowWriter that deflates a row whose bases are all alike (all intergenic, no errors, no
+    transitions, ...) once: most rows of gene-sparse genomes, and most sample_weights rows."""
+
+    def __init__(self, dset):
+        super().__init__(dset)
+        self._uniform = {}
+
+    def _compress(self, row):
+        data = np.ascontiguousarray(row)
+        if data.ndim == 0 or not (np.array_equal(data[0], data[-1])
+                                  and np.array_equal(data[0], data[len(data) // 2])
+                                  and (data == data[0]).all()):
+            return super()._compress(data)
+        key = data[0].tobytes()
+        chunk = self._uniform.get(key)
+        if chunk is None:
+            chunk = self._uniform[key] = super()._compress(data)
+        return chunk
 
 
 def export(db_path, out_path, L, write_by, compression, write_x):
@@ -241,9 +273,13 @@ def export(db_path, out_path, L, write_by, compression, write_x):
     # Work in blocks of about 1 Mbp (whole rows, at most --write-by): the label arrays stay in
     # the CPU cache range and memory stays small; results do not depend on the block size.
     block = max(L, min(write_by, (1 << 20) // L * L))
-    with h5py.File(out_path, "w") as h5:
+    with h5py.File(out_path, "w") as h5, contextlib.ExitStack() as stack:
         data = h5.create_group("data")
         ds = {name: h5layout.create_dataset(data, name, n_total, L, compression) for name in names}
+        # the row datasets: chunks deflated in threads and stored directly (h5layout.RowWriter)
+        rw = {name: stack.enter_context(_RowWriter(ds[name])) for name in ROW_DATASETS
+              if name in ds}
+        x_prepared = write_x and rw["X"].direct and rw["X"].shuffle and ds["X"].dtype == np.float16
         for i, (cid, seqid, length, models, annotated) in enumerate(coords):
             base, n_chunks = int(first_row[i]), counts[i] // 2
             rows = slice(base, base + 2 * n_chunks)
@@ -258,26 +294,31 @@ def export(db_path, out_path, L, write_by, compression, write_x):
                 if write_x:
                     (seq,) = con.execute("SELECT substr(sequence, ?, ?) FROM coordinate "
                                          "WHERE id = ?", (a + 1, b - a, cid)).fetchone()
-                    onehot = encode(seq.encode("ascii"))
+                    codes = np.frombuffer(seq.encode("ascii"), dtype=np.uint8)
                 for plus in (True, False):
                     y, phases, sw, tr, gl = label_block(models[plus], a, b, length)
-                    sel = (slice(base + c0, base + c1) if plus else
-                           slice(base + 2 * n_chunks - c1, base + 2 * n_chunks - c0))
+                    first = base + c0 if plus else base + 2 * n_chunks - c1
                     y_rows = _rows(y, L, not plus)
                     sw_rows = _rows(sw, L, not plus)
-                    ds["y"][sel] = y_rows
-                    ds["phases"][sel] = _rows(phases, L, not plus)
-                    ds["sample_weights"][sel] = sw_rows
-                    ds["transitions"][sel] = _rows(tr, L, not plus)
-                    ds["gene_lengths"][sel] = _rows(gl, L, not plus)
+                    rw["y"].write(first, y_rows)
+                    rw["phases"].write(first, _rows(phases, L, not plus))
+                    rw["sample_weights"].write(first, sw_rows)
+                    rw["transitions"].write(first, _rows(tr, L, not plus))
+                    rw["gene_lengths"].write(first, _rows(gl, L, not plus))
                     # Helixer's inverted per-row flags: err_samples is True when the row has
                     # *any* usable base; fully_intergenic_samples is True only when no base of
                     # the row (padding included) is intergenic.
+                    sel = slice(first, first + len(y_rows))
                     ds["err_samples"][sel] = sw_rows.any(axis=1)
                     ds["fully_intergenic_samples"][sel] = (y_rows[:, :, 0] == 0).all(axis=1)
                     if write_x:
-                        fwd_x = onehot if plus else onehot[:, ::-1]
-                        ds["X"][sel] = _rows(np.ascontiguousarray(fwd_x), L, not plus)
+                        # minus rows: reverse-complemented byte codes (padding byte 0 stays 0)
+                        x_codes = _rows(codes, L, False) if plus else \
+                            COMPLEMENT[_rows(codes, L, True)]
+                        if x_prepared:
+                            rw["X"].write_prepared(first, x_codes, encode_shuffled)
+                        else:
+                            rw["X"].write(first, encode(x_codes))
                 progress.update(b - a)
         h5layout.write_root_attrs(h5, db_path)
     con.close()
@@ -306,7 +347,6 @@ def main(argv=None):
     if L % POOL_SIZE:
         log.warning("--subsequence-length %d is not a multiple of %d, the pool size of the "
                     "released Helixer models; such files cannot be used with them", L, POOL_SIZE)
-    import os
     if not os.path.isfile(args.input_db_path):
         raise cli.UserError(f"--input-db-path {args.input_db_path}: no such file")
     with cli.atomic_output(args.h5_output_path) as tmp:

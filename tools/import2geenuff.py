@@ -461,7 +461,7 @@ def group_models(lines, seq_lengths, path, stats):
 def build_transcript(t, gene, min_intron_length, stats, path):
     """Transcript/CDS/intron features and GeenuFF's structural flags for one transcript."""
     plus = t.strand == "+"
-    t.tf = Feature(geenuff.TRANSCRIPT, *geenuff_range(t.start, t.end, plus), plus,
+    t.tf = Feature(geenuffdb.TRANSCRIPT, *geenuff_range(t.start, t.end, plus), plus,
                    given_name=t.id, score=t.score, source=t.source)
     if not t.cds:
         return
@@ -504,7 +504,7 @@ def build_transcript(t, gene, min_intron_length, stats, path):
         lo = t.start
     if exons[-1][1] == hi and hi != t.end:
         hi = t.end
-    t.cds_feature = Feature(geenuff.CDS, *geenuff_range(lo, hi, plus), plus,
+    t.cds_feature = Feature(geenuffdb.CDS, *geenuff_range(lo, hi, plus), plus,
                             score=t.score, source=t.source, phase=t.phase_5p)
     # introns = transcript minus exons; overlapping exons give backwards markers
     remaining = [(t.start, t.end)]
@@ -520,7 +520,7 @@ def build_transcript(t, gene, min_intron_length, stats, path):
                 stats["warning: exon overlapping several earlier exons"] += 1
             os_, oe = min(o[0] for o in overlaps), max(o[1] for o in overlaps)
             start, end = geenuff_range(os_, oe, plus)
-            marker = Feature(geenuff.INTRON, end, start, plus)  # swapped: backwards
+            marker = Feature(geenuffdb.INTRON, end, start, plus)  # swapped: backwards
             marker.backwards = True
             introns.append(marker)
         added.append((s, e))
@@ -535,7 +535,7 @@ def build_transcript(t, gene, min_intron_length, stats, path):
                 nxt.append((e + 1, b))
         remaining = nxt
     for a, b in remaining:
-        introns.append(Feature(geenuff.INTRON, *geenuff_range(a, b, plus), plus,
+        introns.append(Feature(geenuffdb.INTRON, *geenuff_range(a, b, plus), plus,
                                score=t.score, source=t.source))
     introns.sort(key=lambda f: f.start, reverse=not plus)
     t.introns = introns
@@ -602,9 +602,6 @@ class StrandErrors:
             self.add(t, etype, start, end)
         for h in (handler,) + tuple(others):
             h.bio_end = False
-
-    def codon(self, pos_lo):
-        return self.seq[pos_lo:pos_lo + 3] if pos_lo >= 0 else ""
 
     def has_start(self, cds):
         if self.plus:
@@ -708,9 +705,6 @@ class StrandErrors:
     def _overlaps(self, j, k):
         a, b = self.spans[j], self.spans[k]
         return a[1] > b[0] if self.plus else a[1] < b[0]
-
-
-geenuff = geenuffdb  # short alias for the feature-type constants
 
 
 # ---------------------------------------------------------------------------------------------

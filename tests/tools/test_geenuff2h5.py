@@ -204,3 +204,31 @@ def test_bad_inputs(tmp_path, run_tool):
                                            "--subsequence-length", "100", "--write-by", "50"])
     assert code == 2 and "must be at least" in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.sqlite3"]
+
+
+def test_row_flags(tmp_path):
+    """Helixer's inverted flags: err_samples = any usable base; fully_intergenic_samples = no
+    intergenic base in the row (padding counts as non-intergenic); is_annotated per sequence."""
+    seq = "C" * 20 + "ATG" + "C" * 37 + "TAA" + "C" * 40  # 103 bp, gene 11..100, CDS 21..63
+    lines = [("chr", "t", "gene", 11, 100, ".", "+", ".", "ID=g"),
+             ("chr", "t", "mRNA", 11, 100, ".", "+", ".", "ID=g.1;Parent=g"),
+             ("chr", "t", "exon", 11, 100, ".", "+", ".", "Parent=g.1"),
+             ("chr", "t", "CDS", 21, 63, ".", "+", "0", "Parent=g.1")]
+    fasta, gff = write_case(tmp_path, seq, lines, extra_fasta=[("empty", "ACGT" * 5)])
+    _, h5, _ = run_both(tmp_path, fasta, gff, 10)
+    d = read_all(h5)
+    chr_rows = d["seqids"] == b"chr"
+    assert d["is_annotated"][chr_rows].all() and not d["is_annotated"][~chr_rows].any()
+    se = d["start_ends"]
+    plus = chr_rows & (se[:, 0] < se[:, 1])
+    inside = plus & (se[:, 0] >= 10) & (se[:, 1] <= 100)
+    assert d["fully_intergenic_samples"][inside].all()
+    assert not d["fully_intergenic_samples"][plus & ~inside].any()
+    assert d["err_samples"].all()  # no row is completely masked here
+    # the featureless sequence: all intergenic, weights 1, one-hot "none" phase
+    empty = ~chr_rows
+    n = 20
+    assert (d["y"][empty][:, :n, 0] == 1).all() and (d["sample_weights"][empty][:, :n] == 1).all()
+    assert (d["phases"][empty][:, :n, 0] == 1).all() and not d["transitions"][empty].any()
+    # order: longer sequence first
+    assert list(dict.fromkeys(d["seqids"])) == [b"chr", b"empty"]
