@@ -5,9 +5,10 @@
  * few lines in the workflow below. Options of the steps live in conf/modules.config (ext.args).
  */
 
-include { FASTA2H5 } from './modules/fasta2h5/main'
+include { FASTA2H5               } from './modules/fasta2h5/main'
+include { ANNOTATION_TO_H5       } from './subworkflows/annotation_to_h5/main'
 include { FILTER_TO_MOST_CERTAIN } from './modules/filter_to_most_certain/main'
-include { N90_TRAIN_VAL_SPLIT } from './modules/n90_train_val_split/main'
+include { N90_TRAIN_VAL_SPLIT    } from './modules/n90_train_val_split/main'
 
 workflow {
     main:
@@ -26,6 +27,12 @@ workflow {
     FASTA2H5(ch_fasta)
     ch_genome_h5 = FASTA2H5.out.h5  // tuple(meta, genome.h5): input of prediction and of coverage
     ch_genome_h5.view { meta, h5 -> "genome HDF5 of ${meta.id}: ${h5}" }
+
+    // --gff3: FASTA + GFF3 -> training HDF5 (import2geenuff.py, geenuff2h5.py)
+    if (params.gff3) {
+        ch_annotated = ch_fasta.map { meta, fasta -> [meta, file(params.gff3, checkIfExists: true), fasta] }
+        ANNOTATION_TO_H5(ch_annotated)
+    }
 
     // Later steps plug in here and read FASTA2H5.out.h5 (the genome h5) or ch_fasta, e.g.
     //   IMPORT2GEENUFF(ch_fasta.join(ch_gff3)) -> GEENUFF2H5(IMPORT2GEENUFF.out.db)

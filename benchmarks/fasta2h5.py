@@ -3,7 +3,8 @@
 
     python benchmarks/fasta2h5.py [--fasta FILE] [--species NAME] [--repeat N]
 
-The tool runs in a subprocess (wall time, peak RSS from os.wait4). The floor, measured in the
+The tool runs in a subprocess (wall time, peak RSS from os.wait4), with its default chunk
+compression threads and with HELIXTUNE_THREADS=1. The floor, measured in the
 same run: a separate process that reads the arrays back from the file the tool wrote and times
 only h5py writing them with the same dtype, chunks, compression and shuffle. Targets: ratio
 ≤ 1.3 and peak RSS ≤ 400 MB. With --repeat N the fastest of N runs of each is reported.
@@ -16,6 +17,8 @@ import subprocess
 import sys
 import tempfile
 import time
+
+from helixtune import h5layout
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("HELIXTUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -30,19 +33,19 @@ with h5py.File(src, "r") as h5:
     storage = {n: dict(chunks=h5["data"][n].chunks, compression=h5["data"][n].compression,
                        compression_opts=h5["data"][n].compression_opts, shuffle=h5["data"][n].shuffle,
                        maxshape=h5["data"][n].maxshape) for n in arrays}
-t0 = time.perf_counter()
+t0, c0 = time.perf_counter(), time.process_time()
 with h5py.File(dst, "w") as h5:
     group = h5.create_group("data")
     for n, a in arrays.items():
         group.create_dataset(n, data=a, **storage[n])
-print(json.dumps({"write_s": time.perf_counter() - t0}))
+print(json.dumps({"write_s": time.perf_counter() - t0, "write_cpu_s": time.process_time() - c0}))
 """ % (NAMES,)
 
 
-def run(cmd):
-    """(wall s, peak RSS MB, stdout) of a subprocess, RSS of that child alone (os.wait4)."""
+def run(cmd, env=None):
+    """(wall s, peak RSS MB, stdout, CPU s) of a subprocess, for that child alone (os.wait4)."""
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     out = proc.stdout.read()
     err = proc.stderr.read()
     _, status, usage = os.wait4(proc.pid, 0)
@@ -50,7 +53,7 @@ def run(cmd):
     proc.returncode = os.waitstatus_to_exitcode(status)
     if proc.returncode:
         sys.exit(f"{cmd[0]} failed ({proc.returncode}):\n{err.decode()}")
-    return wall, usage.ru_maxrss / 1024, out.decode()
+    return wall, usage.ru_maxrss / 1024, out.decode(), usage.ru_utime + usage.ru_stime
 
 
 def genome_bp(h5_path):
@@ -70,14 +73,14 @@ def main():
     exe = os.path.join(os.path.dirname(sys.executable), "fasta2h5.py")
     with tempfile.TemporaryDirectory(prefix="bench_fasta2h5.") as tmp:
         out, floor_out = os.path.join(tmp, "tool.h5"), os.path.join(tmp, "floor.h5")
-        tool_runs, floor_runs = [], []
+        tool_runs, one_thread_runs, floor_runs = [], [], []
+        cmd = [exe, "--fasta-path", args.fasta, "--species", args.species, "--h5-output-path", out, "--quiet"]
         for _ in range(args.repeat):
-            if os.path.exists(out):
-                os.unlink(out)
-            tool_runs.append(run([exe, "--fasta-path", args.fasta, "--species", args.species,
-                                  "--h5-output-path", out, "--quiet"]))
-            wall, rss, stdout = run([sys.executable, "-c", FLOOR, out, floor_out])
-            floor_runs.append((json.loads(stdout)["write_s"], rss))
+            one_thread_runs.append(run(cmd, env=dict(os.environ, HELIXTUNE_THREADS="1")))
+            tool_runs.append(run(cmd))
+            wall, rss, stdout, _ = run([sys.executable, "-c", FLOOR, out, floor_out])
+            floor = json.loads(stdout)
+            floor_runs.append((floor["write_s"], rss, floor["write_cpu_s"]))
         wall = min(r[0] for r in tool_runs)
         rss = max(r[1] for r in tool_runs)
         floor_s = min(r[0] for r in floor_runs)
@@ -89,6 +92,14 @@ def main():
         "wall_s": round(wall, 3), "bp_per_s": round(bp / wall), "peak_rss_mb": round(rss, 1),
         "floor_h5py_write_s": round(floor_s, 3), "ratio": round(wall / floor_s, 3),
         "floor_peak_rss_mb": round(max(r[1] for r in floor_runs), 1), "repeat": args.repeat,
+        "cpu_s_1_thread": round(min(r[3] for r in one_thread_runs), 3),
+        "floor_cpu_s": round(min(r[2] for r in floor_runs), 3),
+        "cpu_ratio_1_thread": round(min(r[3] for r in one_thread_runs) / min(r[2] for r in floor_runs), 3),
+        "load_average_1min": round(os.getloadavg()[0], 1), "cpus": os.cpu_count(),
+        "threads": h5layout.compression_threads(),
+        "wall_s_1_thread": round(min(r[0] for r in one_thread_runs), 3),
+        "ratio_1_thread": round(min(r[0] for r in one_thread_runs) / floor_s, 3),
+        "peak_rss_mb_1_thread": round(max(r[1] for r in one_thread_runs), 1),
         "target": {"ratio_max": 1.3, "peak_rss_mb_max": 400},
     }
     result["meets_target"] = result["ratio"] <= 1.3 and result["peak_rss_mb"] <= 400

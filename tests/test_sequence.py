@@ -25,3 +25,10 @@ def test_valid_bytes():
     assert set(VALID_BYTES) == set(np.flatnonzero(VALID_BYTE).tolist())
     assert b"ACGTNacgtnRYKMSWBDHV".translate(None, VALID_BYTES) == b""
     assert b"ACGU-*".translate(None, VALID_BYTES) == b"U-*"
+
+
+def test_encode_shuffled_is_hdf5_shuffle_of_encode():
+    from helixtune.sequence import encode_shuffled
+    codes = np.random.default_rng(2).integers(0, 256, 1000, dtype=np.uint8)
+    expected = encode(codes).view(np.uint8).reshape(-1, 2).T.tobytes()
+    assert encode_shuffled(codes) == expected

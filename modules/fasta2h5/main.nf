@@ -15,7 +15,7 @@ process FASTA2H5 {
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"
     """
-    fasta2h5.py \\
+    HELIXTUNE_THREADS=${task.cpus} fasta2h5.py \\
         --fasta-path ${fasta} \\
         --species ${meta.id} \\
         --h5-output-path ${prefix}.h5 \\

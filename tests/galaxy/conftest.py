@@ -1,14 +1,14 @@
 """Session fixture: one real Galaxy server for all tests under tests/galaxy (see galaxy_harness)."""
 import os
+import secrets
 import subprocess
 import sys
 import time
-import secrets
 import urllib.request
 
 import pytest
 
-from galaxy_harness import GALAXY_VENV, STARTUP_TIMEOUT_S, GalaxyServer, free_port, write_config, galaxy_tool
+from galaxy_harness import GALAXY_VENV, STARTUP_TIMEOUT_S, GalaxyServer, free_port, galaxy_tool, write_config
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,4 @@
-"""Helpers for tests/galaxy: a real Galaxy server (started once per test session) and the list of wrappers to test.
+"""Helpers for tests/galaxy: the wrappers to test and a real Galaxy server's configuration.
 
 Wrappers are found by glob (``galaxy/*.xml`` with a ``<tool>`` root), so a new wrapper is tested
 without editing this file. Select wrappers with ``-k <tool id>`` or
@@ -18,7 +18,7 @@ IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 GALAXY_DIR = ROOT / "galaxy"
 GALAXY_VENV = pathlib.Path(os.environ.get("HELIXTUNE_GALAXY_VENV", ROOT / ".venv-galaxy"))
-STARTUP_TIMEOUT_S = float(os.environ.get("HELIXTUNE_GALAXY_STARTUP_TIMEOUT", 300))
+STARTUP_TIMEOUT_S = float(os.environ.get("HELIXTUNE_GALAXY_STARTUP_TIMEOUT", 600))
 
 
 def _selected(tool_id, path):

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""Benchmark import2geenuff.py + geenuff2h5.py on S. pombe chromosome I (5.58 Mbp, 2,302 genes).
+
+The floor is fasta2h5.py on the same genome, measured in the same run (geenuff2h5 writes the same
+X plus the label datasets). Each tool runs as its own process; wall time and peak RSS come from
+os.wait4. Prints one JSON line.
+
+Usage: python benchmarks/geenuff2h5.py [--data ../shared/data] [--repeats 3]
+"""
+import argparse
+import json
+import os
+import pathlib
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BIN = pathlib.Path(sys.executable).parent
+
+
+def measure(argv):
+    """(wall seconds, peak RSS in MB) of one process."""
+    t0 = time.monotonic()
+    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.monotonic() - t0
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode:
+        raise SystemExit(f"{argv[0]} failed: {proc.stderr.read().decode()}")
+    proc.stderr.close()
+    return wall, usage.ru_maxrss / 1024
+
+
+def run(data, repeats):
+    fasta = data / "schizosaccharomyces_pombe/sp_chrI.fa.gz"
+    gff = data / "schizosaccharomyces_pombe/sp_chrI.genes.gff3.gz"
+    tmp = pathlib.Path(tempfile.mkdtemp(prefix="bench_geenuff_"))
+    try:
+        best = {}
+        for _ in range(repeats):
+            for name, argv in (
+                ("fasta2h5", [BIN / "fasta2h5.py", "--fasta-path", fasta, "--species", "sp_chrI",
+                              "--h5-output-path", tmp / "f.h5", "--quiet"]),
+                ("import2geenuff", [BIN / "import2geenuff.py", "--gff3", gff, "--fasta", fasta,
+                                    "--species", "sp_chrI", "--db-path", tmp / "sp.sqlite3",
+                                    "--log-file", tmp / "sp.log", "--replace-db", "--quiet"]),
+                ("geenuff2h5", [BIN / "geenuff2h5.py", "--input-db-path", tmp / "sp.sqlite3",
+                                "--h5-output-path", tmp / "g.h5", "--quiet"]),
+            ):
+                for out in (tmp / "f.h5", tmp / "g.h5"):
+                    if name != "import2geenuff" and out.exists():
+                        out.unlink()
+                wall, rss = measure([str(a) for a in argv])
+                prev = best.get(name)
+                best[name] = (min(wall, prev[0]) if prev else wall, max(rss, prev[1]) if prev else rss)
+    finally:
+        shutil.rmtree(tmp)
+    bp = 5_579_133
+    f_wall, f_rss = best["fasta2h5"]
+    i_wall, i_rss = best["import2geenuff"]
+    g_wall, g_rss = best["geenuff2h5"]
+    return {
+        "benchmark": "import2geenuff+geenuff2h5", "genome": "S. pombe chr I", "bp": bp,
+        "repeats": repeats, "cpu_count": os.cpu_count(),
+        "import2geenuff_s": round(i_wall, 2), "import2geenuff_peak_rss_mb": round(i_rss),
+        "geenuff2h5_s": round(g_wall, 2), "geenuff2h5_peak_rss_mb": round(g_rss),
+        "geenuff2h5_mbp_per_s": round(bp / g_wall / 1e6, 2),
+        "floor_fasta2h5_s": round(f_wall, 2), "floor_fasta2h5_peak_rss_mb": round(f_rss),
+        "ratio_geenuff2h5_to_fasta2h5": round(g_wall / f_wall, 2),
+        "targets": {"ratio": 2.0, "import2geenuff_s": 5.0, "peak_rss_mb": 400},
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data", type=pathlib.Path,
+                        default=pathlib.Path(os.environ.get("HELIXTUNE_SHARED_DATA",
+                                                            ROOT.parent / "shared" / "data")))
+    parser.add_argument("--repeats", type=int, default=3, help="best wall time of N runs")
+    args = parser.parse_args()
+    print(json.dumps(run(args.data, args.repeats)))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,323 @@
+#!/usr/bin/env python3
+"""Export a GeenuFF database to a Helixer-compatible training HDF5 file (every data/ dataset)."""
+import collections
+import logging
+
+import h5py
+import numpy as np
+
+from helixtune import cli, geenuffdb, h5layout
+from helixtune.sequence import encode
+
+log = logging.getLogger("helixtune.geenuff2h5")
+
+POOL_SIZE = 9
+MODES = ("X", "y", "anno_meta", "transitions")
+#: Phase classes along the coding bases from the biological 5' start: Helixer's one-hot index
+#: 1 = phase 0, 3 = phase 2, 2 = phase 1 (GFF meaning: bases until the next codon start).
+PHASE_PATTERN = np.array([1, 3, 2], dtype=np.int8)
+
+
+def get_parser():
+    """The command-line parser (Helixer 0.3.6 option names)."""
+    parser = cli.new_parser("geenuff2h5.py", __doc__)
+    io = parser.add_argument_group("Input and output")
+    io.add_argument("--input-db-path", required=True,
+                    help="GeenuFF SQLite database (from import2geenuff.py)")
+    io.add_argument("--h5-output-path", required=True, type=cli.h5_output_path,
+                    help="HDF5 output file (must end in .h5)")
+    data = parser.add_argument_group("Data layout")
+    data.add_argument("--subsequence-length", type=cli.positive_int,
+                      default=h5layout.DEFAULT_SUBSEQUENCE_LENGTH,
+                      help="length of the rows the sequences are cut into; the released models "
+                           "need a multiple of 9")
+    data.add_argument("--write-by", type=cli.positive_int, default=20_000_000,
+                      help="bases labelled and written at a time (bounds memory); rounded down "
+                           "to a multiple of --subsequence-length")
+    data.add_argument("--compression", choices=["gzip", "lzf"], default="gzip",
+                      help="HDF5 compression (gzip level 4 or lzf)")
+    data.add_argument("--modes", default="all",
+                      help="'all' or a comma list of X, y, anno_meta, transitions; as in "
+                           "Helixer only leaving out X changes the output (no data/X)")
+    cli.add_common_args(parser)
+    return parser
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the database
+
+
+class StrandModels:
+    """Forward-coordinate intervals [lo, hi) of the exported transcripts of one strand."""
+
+    def __init__(self):
+        self.tx, self.cds, self.introns, self.errors = [], [], [], []
+        self.coding = []  # (5'->3' coding segments [(lo, hi)], phase, plus)
+
+    def arrays(self):
+        as_arr = lambda x: np.array(x, dtype=np.int64).reshape(-1, 2)  # noqa: E731
+        self.tx_a, self.cds_a = as_arr(self.tx), as_arr(self.cds)
+        self.intron_a, self.error_a = as_arr(self.introns), as_arr(self.errors)
+        self.tx_len = self.tx_a[:, 1] - self.tx_a[:, 0]
+
+
+def _fwd(start, end, plus):
+    """GeenuFF (start, end) -> forward [lo, hi). Minus: (end + 1, start + 1), as Helixer does."""
+    return (start, end) if plus else (end + 1, start + 1)
+
+
+def read_genome(con, path):
+    """(species, [(coordinate id, seqid, length, {plus: StrandModels, minus: ...}, annotated)])
+    in Helixer's order: descending length; equal lengths by their first exported transcript."""
+    genomes = con.execute("SELECT species FROM genome").fetchall()
+    if len(genomes) != 1:
+        raise cli.UserError(f"{path}: expected exactly one genome, found {len(genomes)}")
+    species = genomes[0][0]
+    coords = con.execute("SELECT id, seqid, length FROM coordinate ORDER BY id").fetchall()
+    # Only the longest coding transcript of each gene is exported (Helixer's
+    # genome_query(longest_only=True) + _filter_to_coding): non-coding genes look intergenic and
+    # error masks on other isoforms are lost.
+    rows = con.execute(
+        'SELECT t.id, f.type, f.start, f."end", f.is_plus_strand, f.phase, f.coordinate_id '
+        "FROM transcript t JOIN transcript_piece tp ON tp.transcript_id = t.id "
+        "JOIN association_transcript_piece_to_feature a ON a.transcript_piece_id = tp.id "
+        "JOIN feature f ON f.id = a.feature_id WHERE t.longest = 1 ORDER BY t.id, f.id")
+    by_tx = collections.defaultdict(list)
+    for r in rows:
+        by_tx[r[0]].append(r[1:])
+    models = {cid: {True: StrandModels(), False: StrandModels()} for cid, _, _ in coords}
+    first_tx = {}
+    for tid, feats in by_tx.items():
+        if not any(f[0] == geenuffdb.CDS for f in feats):
+            continue
+        introns = []
+        cds = None
+        for ftype, start, end, plus, phase, cid in feats:
+            plus = bool(plus)
+            sm = models[cid][plus]
+            first_tx.setdefault(cid, tid)
+            iv = _fwd(start, end, plus)
+            if ftype == geenuffdb.TRANSCRIPT:
+                sm.tx.append(iv)
+            elif ftype == geenuffdb.CDS:
+                sm.cds.append(iv)
+                cds = (iv, phase, plus, sm)
+            elif ftype == geenuffdb.INTRON:
+                sm.introns.append(iv)
+                introns.append(iv)
+            else:
+                sm.errors.append(iv)
+        (lo, hi), phase, plus, sm = cds
+        if phase is None:
+            raise cli.UserError(f"{path}: transcript id {tid} has a CDS without phase "
+                                f"(Helixer cannot number its codons)")
+        segs = _subtract((lo, hi), introns)
+        sm.coding.append((segs if plus else segs[::-1], phase, plus))
+    out = []
+    for cid, seqid, length in coords:
+        for sm in models[cid].values():
+            sm.arrays()
+        out.append((cid, seqid, length, models[cid], cid in first_tx))
+    big = 1 << 62
+    out.sort(key=lambda c: (-c[2], first_tx.get(c[0], big), c[0]))
+    return species, out
+
+
+def _subtract(interval, holes):
+    """Parts of [lo, hi) outside the holes, ascending."""
+    lo, hi = interval
+    parts, cur = [], lo
+    for a, b in sorted(holes):
+        if b <= cur or a >= hi:
+            continue
+        if a > cur:
+            parts.append((cur, a))
+        cur = max(cur, b)
+    if cur < hi:
+        parts.append((cur, hi))
+    return parts
+
+
+# ---------------------------------------------------------------------------------------------
+# Labels of one block [a, b) of one strand, in forward orientation
+
+
+def _mask(intervals, a, b):
+    """Boolean coverage of [a, b) by intervals (n, 2), via a difference array."""
+    diff = np.zeros(b - a + 1, dtype=np.int32)
+    if len(intervals):
+        lo = np.clip(intervals[:, 0], a, b) - a
+        hi = np.clip(intervals[:, 1], a, b) - a
+        keep = hi > lo
+        np.add.at(diff, lo[keep], 1)
+        np.add.at(diff, hi[keep], -1)
+    return np.cumsum(diff[:-1]) > 0
+
+
+def label_block(sm, a, b, seq_len):
+    """y, phases, sample_weights, transitions, gene_lengths of forward positions [a, b)."""
+    n = b - a
+    # the transition marks need one base of context on each side
+    ea, eb = max(a - 1, 0), min(b + 1, seq_len)
+    m = np.stack([_mask(sm.tx_a, ea, eb), _mask(sm.cds_a, ea, eb), _mask(sm.intron_a, ea, eb)],
+                 axis=1).astype(np.int8)
+    # Transitions (Helixer quirk): computed in *forward* genomic orientation for both strands,
+    # channels [start of transcript, cds, intron, end of transcript, cds, intron]; each mark
+    # covers 2 bp (last base of the old state and first of the new). On the minus strand the
+    # channels therefore mean TTS/stop/acceptor for 0-2 and TSS/start/donor for 3-5.
+    d = m[:-1] - m[1:]
+    trans_e = np.zeros((eb - ea, 6), dtype=np.int8)
+    starts, ends = (d == -1), (d == 1)
+    trans_e[:-1, :3] |= starts
+    trans_e[1:, :3] |= starts
+    trans_e[:-1, 3:] |= ends
+    trans_e[1:, 3:] |= ends
+    off = a - ea
+    transitions = trans_e[off:off + n]
+    tx, cds, intron = (m[off:off + n, k].astype(bool) for k in range(3))
+    # y: the GeenuFF CDS region spans its introns; intron wins over CDS (and UTR introns are
+    # introns).
+    y = np.zeros((n, 4), dtype=np.int8)
+    y[:, 0] = ~tx
+    y[:, 1] = tx & ~cds & ~intron
+    y[:, 2] = tx & cds & ~intron
+    y[:, 3] = tx & intron
+    sample_weights = (~_mask(sm.error_a, a, b)).astype(np.int8)
+    # gene_lengths: full transcript length (introns included) where it is covered; max wins
+    gene_lengths = np.zeros(n, dtype=np.uint32)
+    if len(sm.tx_a):
+        sel = np.flatnonzero((sm.tx_a[:, 0] < b) & (sm.tx_a[:, 1] > a))
+        for k in sel[np.argsort(sm.tx_len[sel], kind="stable")]:
+            lo, hi = max(sm.tx_a[k, 0], a) - a, min(sm.tx_a[k, 1], b) - a
+            gene_lengths[lo:hi] = sm.tx_len[k]
+    # phases: [none, 0, 1, 2]; coding bases from the biological 5' start cycle 1, 3, 2 rotated
+    # right by the CDS's 5' phase
+    cls = np.zeros(n, dtype=np.int8)
+    for segs, phase, plus in sm.coding:
+        done = 0
+        for lo, hi in segs:
+            length = hi - lo
+            if lo < b and hi > a:
+                p = np.arange(max(lo, a), min(hi, b))
+                k = done + (p - lo if plus else hi - 1 - p)
+                cls[p - a] = PHASE_PATTERN[(k - phase) % 3]
+            done += length
+    phases = np.zeros((n, 4), dtype=np.int8)
+    phases[np.arange(n), cls] = 1
+    return y, phases, sample_weights, transitions, gene_lengths
+
+
+def _rows(block, L, minus):
+    """Rows (k, L, ...) of a forward block, zero-padded at the end of the row; for the minus
+    strand reversed (positions and rows) with the padding kept at the end."""
+    k = -(-len(block) // L)
+    out = np.zeros((k * L,) + block.shape[1:], dtype=block.dtype)
+    out[:len(block)] = block
+    out = out.reshape((k, L) + block.shape[1:])
+    if not minus:
+        return out
+    out = out[::-1, ::-1].copy()
+    tail = len(block) - (k - 1) * L
+    if tail < L:
+        out[0] = np.roll(out[0], -(L - tail), axis=0)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# Writing
+
+
+def export(db_path, out_path, L, write_by, compression, write_x):
+    con = geenuffdb.connect_existing(db_path)
+    species, coords = read_genome(con, db_path)
+    h5layout.check_name_length(species, h5layout.SPECIES_BYTES, "species", db_path)
+    for _, seqid, _, _, _ in coords:
+        h5layout.check_name_length(seqid, h5layout.SEQID_BYTES, "sequence ID", db_path)
+    counts = [h5layout.n_rows(length, L) for _, _, length, _, _ in coords]
+    first_row = np.cumsum([0] + counts)
+    n_total = int(first_row[-1])
+    names = [n for n in h5layout.DATA_DATASETS if write_x or n != "X"]
+    progress = cli.Progress("geenuff2h5", sum(c[2] for c in coords), "bp")
+    # Work in blocks of about 1 Mbp (whole rows, at most --write-by): the label arrays stay in
+    # the CPU cache range and memory stays small; results do not depend on the block size.
+    block = max(L, min(write_by, (1 << 20) // L * L))
+    with h5py.File(out_path, "w") as h5:
+        data = h5.create_group("data")
+        ds = {name: h5layout.create_dataset(data, name, n_total, L, compression) for name in names}
+        for i, (cid, seqid, length, models, annotated) in enumerate(coords):
+            base, n_chunks = int(first_row[i]), counts[i] // 2
+            rows = slice(base, base + 2 * n_chunks)
+            ds["seqids"][rows] = np.full(2 * n_chunks, seqid.encode(), dtype="S50")
+            ds["species"][rows] = np.full(2 * n_chunks, species.encode(), dtype="S25")
+            ds["start_ends"][rows] = h5layout.start_ends(length, L)
+            # is_annotated: False for every row of a sequence without exported features
+            ds["is_annotated"][rows] = np.full(2 * n_chunks, annotated)
+            for a in range(0, length, block):
+                b = min(a + block, length)
+                c0, c1 = a // L, -(-b // L)
+                if write_x:
+                    (seq,) = con.execute("SELECT substr(sequence, ?, ?) FROM coordinate "
+                                         "WHERE id = ?", (a + 1, b - a, cid)).fetchone()
+                    onehot = encode(seq.encode("ascii"))
+                for plus in (True, False):
+                    y, phases, sw, tr, gl = label_block(models[plus], a, b, length)
+                    sel = (slice(base + c0, base + c1) if plus else
+                           slice(base + 2 * n_chunks - c1, base + 2 * n_chunks - c0))
+                    y_rows = _rows(y, L, not plus)
+                    sw_rows = _rows(sw, L, not plus)
+                    ds["y"][sel] = y_rows
+                    ds["phases"][sel] = _rows(phases, L, not plus)
+                    ds["sample_weights"][sel] = sw_rows
+                    ds["transitions"][sel] = _rows(tr, L, not plus)
+                    ds["gene_lengths"][sel] = _rows(gl, L, not plus)
+                    # Helixer's inverted per-row flags: err_samples is True when the row has
+                    # *any* usable base; fully_intergenic_samples is True only when no base of
+                    # the row (padding included) is intergenic.
+                    ds["err_samples"][sel] = sw_rows.any(axis=1)
+                    ds["fully_intergenic_samples"][sel] = (y_rows[:, :, 0] == 0).all(axis=1)
+                    if write_x:
+                        fwd_x = onehot if plus else onehot[:, ::-1]
+                        ds["X"][sel] = _rows(np.ascontiguousarray(fwd_x), L, not plus)
+                progress.update(b - a)
+        h5layout.write_root_attrs(h5, db_path)
+    con.close()
+
+
+def parse_modes(text):
+    if text == "all":
+        return set(MODES)
+    modes = {m.strip() for m in text.split(",") if m.strip()}
+    bad = modes - set(MODES)
+    if bad or not modes:
+        raise cli.UserError(f"--modes {text!r}: use 'all' or a comma list of {', '.join(MODES)}",
+                            code=2)
+    return modes
+
+
+def main(argv=None):
+    args = get_parser().parse_args(argv)
+    cli.setup_logging(args.quiet, args.debug)
+    L = args.subsequence_length
+    modes = parse_modes(args.modes)
+    if args.write_by < L:
+        raise cli.UserError(f"--write-by ({args.write_by}) must be at least "
+                            f"--subsequence-length ({L})", code=2)
+    write_by = args.write_by // L * L
+    if L % POOL_SIZE:
+        log.warning("--subsequence-length %d is not a multiple of %d, the pool size of the "
+                    "released Helixer models; such files cannot be used with them", L, POOL_SIZE)
+    import os
+    if not os.path.isfile(args.input_db_path):
+        raise cli.UserError(f"--input-db-path {args.input_db_path}: no such file")
+    with cli.atomic_output(args.h5_output_path) as tmp:
+        export(args.input_db_path, tmp, L, write_by, args.compression, "X" in modes)
+    log.info("wrote %s", args.h5_output_path)
+    return 0
+
+
+def main_cli():
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    main_cli()
