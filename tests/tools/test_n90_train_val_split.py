@@ -210,7 +210,7 @@ def test_galaxy_test_data_is_made_by_the_project(tmp_path, run_tool):
     root = pathlib.Path(__file__).resolve().parents[2] / "galaxy" / "test-data"
     galaxy_test_data(tmp_path)
     for name in ("pseudolabels.h5", "predictions.h5", "genome.h5", "scaffolds.h5",
-                 "one_chromosome.h5"):
+                 "one_chromosome.h5", "predictions_with_coordinates.h5"):
         with h5py.File(tmp_path / name) as new, h5py.File(root / name) as old:
             names = []
             old.visititems(lambda k, o: names.append(k) if isinstance(o, h5py.Dataset) else None)
