@@ -12,7 +12,6 @@ include { ADD_NGS_COVERAGE } from './modules/add_ngs_coverage/main'
 include { FILTER_TO_MOST_CERTAIN } from './modules/filter_to_most_certain/main'
 include { N90_TRAIN_VAL_SPLIT } from './modules/n90_train_val_split/main'
 include { HYBRIDMODEL_PREDICT } from './modules/hybridmodel_predict/main'
-include { HELIXER_POST as PSEUDOLABEL_POST         } from './modules/helixer_post/main'
 include { ANNOTATION_TO_H5 as PSEUDOLABELS_TO_H5 } from './subworkflows/annotation_to_h5/main'
 
 workflow {
@@ -39,12 +38,6 @@ workflow {
         ANNOTATION_TO_H5(ch_annotated)
     }
 
-    // --predictions: genome HDF5 + predictions HDF5 -> gene models GFF3 (helixer_post_bin)
-    if (params.predictions) {
-        ch_predictions = ch_genome_h5.map { meta, h5 -> [meta, h5, file(params.predictions, checkIfExists: true)] }
-        HELIXER_POST(ch_predictions)
-    }
-
     // Optional: RNA-seq coverage (--bam 'a.bam,b.bam' or a glob; one column per BAM in this order)
     // for coverage fine-tuning. On an annotated file (geenuff2h5) the log also checks strandedness.
     if (params.bam) {
@@ -62,20 +55,29 @@ workflow {
         ch_predictions.view { meta, h5 -> "predictions of ${meta.id}: ${h5}" }
     }
 
-    // Pseudolabels (--model <model.h5> --pseudolabels): the model's own confident predictions as
-    // fine-tuning data. predict -> post-process (helixer_post_bin) -> import2geenuff -> geenuff2h5
-    // (same subsequence length as the predictions) -> filter-to-most-certain.py (rows paired with
-    // the predictions by seqid/start/end) -> n90_train_val_split.py: training_data.h5 and
-    // validation_data.h5, the --data-dir of HybridModel.py.
-    if (params.pseudolabels) {
-        if (!params.model) {
-            error("--pseudolabels needs the model to make them with: --model <model.h5>")
+    // Post-processing: genome HDF5 + predictions HDF5 -> gene models GFF3 (helixer_post_bin).
+    // The predictions come from HYBRIDMODEL_PREDICT (--model) or are given with --predictions.
+    if (params.model || params.predictions) {
+        ch_post_predictions = params.model
+            ? HYBRIDMODEL_PREDICT.out.predictions
+            : ch_genome_h5.map { meta, _h5 -> [meta, file(params.predictions, checkIfExists: true)] }
+        HELIXER_POST(ch_genome_h5.join(ch_post_predictions))  // tuple(meta, genome.h5, predictions.h5)
+        HELIXER_POST.out.gff3.view { meta, gff3 -> "gene models of ${meta.id}: ${gff3}" }
+
+        // Pseudolabels (--pseudolabels): the model's own confident predictions as fine-tuning data.
+        // gene models GFF3 -> import2geenuff -> geenuff2h5 (same subsequence length as the
+        // predictions) -> filter-to-most-certain.py (rows paired with the predictions by
+        // seqid/start/end) -> n90_train_val_split.py: training_data.h5 and validation_data.h5,
+        // the --data-dir of HybridModel.py.
+        if (params.pseudolabels) {
+            PSEUDOLABELS_TO_H5(HELIXER_POST.out.gff3.join(ch_fasta))
+            FILTER_TO_MOST_CERTAIN(PSEUDOLABELS_TO_H5.out.h5.join(ch_post_predictions).join(ch_genome_h5))
+            N90_TRAIN_VAL_SPLIT(FILTER_TO_MOST_CERTAIN.out.h5)
+            N90_TRAIN_VAL_SPLIT.out.data_dir.view { meta, dir -> "fine-tuning data of ${meta.id}: ${dir}" }
         }
-        PSEUDOLABEL_POST(ch_genome_h5.join(HYBRIDMODEL_PREDICT.out.predictions))
-        PSEUDOLABELS_TO_H5(PSEUDOLABEL_POST.out.gff3.join(ch_fasta))
-        FILTER_TO_MOST_CERTAIN(PSEUDOLABELS_TO_H5.out.h5.join(HYBRIDMODEL_PREDICT.out.predictions).join(ch_genome_h5))
-        N90_TRAIN_VAL_SPLIT(FILTER_TO_MOST_CERTAIN.out.h5)
-        N90_TRAIN_VAL_SPLIT.out.data_dir.view { meta, dir -> "fine-tuning data of ${meta.id}: ${dir}" }
+    }
+    if (params.pseudolabels && !params.model && !params.predictions) {
+        error("--pseudolabels needs predictions to make them from: --model <model.h5> or --predictions <predictions.h5>")
     }
 
     // Versions of every tool that ran, from the `versions` topic channel, once.

@@ -190,7 +190,7 @@ def get_parser():
     dep = parser.add_argument_group("Deprecated (accepted with a warning, no effect)")
     for flag in ("--large-eval-folder", "--cpus", "--stretch-transition-weights",
                  "--coverage-weights", "--coverage-offset"):
-        dep.add_argument(flag, action=_Deprecated, nargs=1, metavar="X", help=argparse.SUPPRESS)
+        dep.add_argument(flag, action=_Deprecated, nargs="?", metavar="X", help=argparse.SUPPRESS)
     for flag in ("--calculate-uncertainty", "--no-utrs", "--load-predictions"):
         dep.add_argument(flag, action=_Deprecated, nargs=0, help=argparse.SUPPRESS)
     cli.add_common_args(parser)
@@ -251,7 +251,13 @@ def main(argv=None):
     if mode == "test":
         from helixtune_tools import hybrid_predict
         return hybrid_predict.run(args)
-    from helixtune_tools import hybrid_train
+    try:
+        from helixtune_tools import hybrid_train
+    except ModuleNotFoundError as e:
+        if e.name != "helixtune_tools.hybrid_train":
+            raise
+        raise cli.UserError("training is not available in this installation "
+                            "(helixtune_tools.hybrid_train is missing)") from None
     return hybrid_train.train(args)
 
 

@@ -450,3 +450,16 @@ def decode_region(cls, phase, x):
     base_costs(x, bc)
     starts, states = decode(em, bc, STATE_LEN, STATE_EMISSION, FAMILY_OF)
     return label_runs(starts, states, n, STATE_LABEL)
+
+
+def warm_up():
+    """Compile (or load from the cache) every kernel once, e.g. while building a container image:
+    ``NUMBA_CACHE_DIR=/opt/numba-cache python -c 'from helixtune_tools._helixer_post_hmm import
+    warm_up; warm_up()'``."""
+    rng = np.random.default_rng(0)
+    n = 300
+    cls = rng.dirichlet(np.ones(4), n).astype(np.float32)
+    phase = rng.dirichlet(np.ones(4), n).astype(np.float32)
+    x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, n)]
+    candidate_regions(cls[:, 0], 100, 0.1, 0.8)
+    return decode_region(cls, phase, x)

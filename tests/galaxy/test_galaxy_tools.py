@@ -4,14 +4,17 @@ and its <tests> pass in a real Galaxy server (galaxy-tool-test).
 Run only your wrappers:  HELIXTUNE_GALAXY_TOOLS=helixtune_fasta2h5 .venv/bin/python -m pytest tests/galaxy
 (or ``-k helixtune_fasta2h5``; the environment variable also keeps the others out of the server).
 """
+import importlib
 import json
+import re
 import subprocess
 import time
+import tomllib
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from galaxy_harness import GALAXY_DIR, galaxy_tool, selected_wrappers
+from galaxy_harness import GALAXY_DIR, ROOT, galaxy_tool, selected_wrappers
 
 WRAPPERS = selected_wrappers()
 IDS = [tool_id for tool_id, _ in WRAPPERS]
@@ -79,3 +82,32 @@ def test_galaxy_tool_tests(tool_id, path, galaxy_server, tmp_path):
     assert len(passed) == n_expected, summary
     print(f"{tool_id}: {n_expected} Galaxy tests passed in {elapsed:.1f} s "
           f"(server startup {galaxy_server.startup_s:.1f} s)")
+
+
+def _macro_arguments():
+    """{xml macro name: the argument= flags inside it} from galaxy/macros.xml."""
+    root = ET.parse(GALAXY_DIR / "macros.xml").getroot()
+    return {m.get("name"): {p.get("argument") for p in m.iter("param") if p.get("argument")}
+            for m in root.findall("xml")}
+
+
+@pytest.mark.parametrize("tool_id,path", WRAPPERS, ids=IDS)
+def test_wrapper_flags_exist_in_tool(tool_id, path):
+    """One spelling per option: every argument= of the form (its macros included) and every --flag
+    of the command is an option of the suite executable(s) the command runs."""
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    root = ET.parse(path).getroot()
+    command = root.find("command").text or ""
+    used = [w for w in scripts if re.search(rf"(^|[\s;&|(]){re.escape(w)}(\s|$)", command)]
+    assert used, f"the command runs none of {sorted(scripts)}"
+    options = set()
+    for exe in used:
+        parser = importlib.import_module(scripts[exe].split(":")[0]).get_parser()
+        options |= {o for a in parser._actions for o in a.option_strings}
+    macros = _macro_arguments()
+    arguments = {p.get("argument") for p in root.iter("param") if p.get("argument")}
+    for expand in root.iter("expand"):
+        arguments |= macros.get(expand.get("macro"), set())
+    flags = set(re.findall(r"(?<![\w$-])(--[A-Za-z][\w-]*)", command))
+    unknown = (arguments | flags) - options
+    assert not unknown, f"{path.name}: {', '.join(used)} has no option(s) {sorted(unknown)}"

@@ -55,8 +55,10 @@ def test_module_shape(module):
     assert versions, "versions tuple on topic: versions"
     for o in versions:
         m = re.search(r"eval\('(\S+) --version \| cut -d\" \" -f2'\)", o.line)
-        assert m and m.group(1) in project_scripts(), o.line
-        assert o.emit == f"versions_{m.group(1).removesuffix('.py').replace('-', '_').lower()}", o.line
+        assert m and m.group(1) in project_scripts(), \
+            f"expected eval('<executable> --version | cut -d\" \" -f2') in {o.line}"
+        expected = f"versions_{m.group(1).removesuffix('.py').replace('-', '_').lower()}"
+        assert o.emit == expected, f"emit: {expected} expected in {o.line}"
 
 
 @pytest.mark.parametrize("module", MODULES, ids=MODULE_IDS)

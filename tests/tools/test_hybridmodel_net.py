@@ -98,8 +98,9 @@ def test_bad_option_values(run_tool):
 
 
 def test_deprecated_options_warn(run_tool):
-    code, err = run_tool(HybridModel.main, ["--cpus", "4", "--no-utrs"])
+    code, err = run_tool(HybridModel.main, ["--cpus", "4", "--no-utrs", "--coverage-weights"])
     assert "--cpus is deprecated" in err and "--no-utrs is deprecated" in err
+    assert "--coverage-weights is deprecated" in err
     assert code == 2  # and then: nothing to do
 
 

@@ -43,13 +43,18 @@ def tiny3(tmp_path_factory):
 def write_data(path, lengths, L, seed=0, y=False, keep=None, n_bams=0):
     """A data file like fasta2h5 writes (random bases), optionally with y/sample_weights/phases
     and coverage; ``keep``: indices of rows to keep (a filtered file)."""
-    from helixtune_tools import fasta2h5
     rng = np.random.default_rng(seed)
     X, se, ids = [], [], []
     for k, n in enumerate(lengths):
-        onehot = np.eye(4, dtype=np.float16)[rng.integers(0, 4, n)]
-        plus, minus = fasta2h5._rows_of_block(onehot, L)
-        X += list(plus) + list(minus)
+        onehot = np.eye(4, dtype=np.float16)[rng.integers(0, 4, n)]  # C, A, T, G
+        plus, minus = [], []
+        for a in range(0, n, L):
+            chunk = onehot[a:a + L]
+            pad = np.zeros((L - len(chunk), 4), np.float16)
+            plus.append(np.concatenate([chunk, pad]))
+            # reverse complement (C<->G, A<->T is the reversed channel order), padding last
+            minus.insert(0, np.concatenate([chunk[::-1, ::-1], pad]))
+        X += plus + minus
         se += list(h5layout.start_ends(n, L))
         ids += [f"seq{k}".encode()] * (len(plus) + len(minus))
     X, se, ids = np.array(X), np.array(se), np.array(ids, dtype="S50")
@@ -386,6 +391,14 @@ def test_coverage_model_prediction(tmp_path, run_tool):
         xin = hybrid_predict.to_model_layout(np.concatenate([x] + c, -1), shifts)
         ref = hybrid_predict.to_file_layout(np.asarray(cov(xin)[0]).reshape(-1, 12, 4), shifts)
         np.testing.assert_allclose(h5["predictions"][:].astype(np.float32), ref, atol=1e-3)
+    # --overlap feeds the coverage through the same windows: one-row ranges equal plain
+    code, err = run_tool(HybridModel.main, args + ["--overlap", "-p", tmp_path / "o.h5"])
+    assert code == 0, err
+    with h5py.File(out) as plain, h5py.File(tmp_path / "o.h5") as over, h5py.File(data) as d:
+        single = [i for i, sid in enumerate(d["data/seqids"][:]) if sid == b"seq1"]  # 8 bp
+        assert single
+        np.testing.assert_allclose(over["predictions"][single].astype(np.float32),
+                                   plain["predictions"][single].astype(np.float32), atol=1e-3)
     # wrong BAM count, no --input-coverage, coverage missing from the data
     data5 = write_data(tmp_path / "d5.h5", [30], L=12, n_bams=5)
     code, err = run_tool(HybridModel.main, [a if a != data else data5 for a in args])
