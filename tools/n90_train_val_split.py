@@ -124,11 +124,13 @@ def assign(sizes, names, val_fraction, seed):
     return is_val, group_of
 
 
-def empty_validation_message(path, n_units, split_within):
+def empty_validation_message(path, n_units, split_within, groups):
     what = "blocks" if split_within else "sequences"
     count = f"is 1 {what[:-1]}" if n_units == 1 else f"are {n_units} {what}"
-    msg = (f"{path}: validation would be empty: there {count}, and a size group "
-           f"(long/short around N90) needs at least 2 {what} to give one to validation. ")
+    sizes = f" (long group {groups.count('long')}, short group {groups.count('short')})" \
+        if n_units > 1 else ""
+    msg = (f"{path}: validation would be empty: there {count}{sizes}, and a size group "
+           f"(above/below N90) needs at least 2 {what} to give one to validation. ")
     if split_within:
         return msg + "Use a smaller --block-length."
     return msg + ("Whole sequences go to one side so no region is in both sets. Use "
@@ -179,7 +181,7 @@ def split(args, paths):
         is_val, groups = assign(sizes, names, args.val_fraction, args.seed)
         if not is_val.any():
             raise cli.UserError(empty_validation_message(src_path, n_units,
-                                                         args.split_within_sequences))
+                                                         args.split_within_sequences, groups))
         val_rows = is_val[unit]
         masks = [~val_rows, val_rows]
         counts = [int(m.sum()) for m in masks]

@@ -111,14 +111,18 @@ def copy_rows(src, dsts, masks, names, rows_per_block, progress=None):
                 continue
             if len(dsts) == 1 and not wanted[0].all():
                 # read only the runs of wanted rows (h5py point selections are slow)
-                selected = [np.concatenate([src_dset[a + s:a + e] for s, e in _runs(wanted[0])])]
+                block = np.concatenate([src_dset[a + s:a + e] for s, e in _runs(wanted[0])])
+                wanted = [None]
             else:
                 block = src_dset[a:b]
-                selected = [block[w] for w in wanted]
-            for i, (dst, rows) in enumerate(zip(dsts, selected)):
+            for i, (dst, w) in enumerate(zip(dsts, wanted)):
+                # one selection at a time: memory stays at the block plus one selection
+                rows = block if w is None or w.all() else block[w]
                 if len(rows):
                     dst[name][offsets[i]:offsets[i] + len(rows)] = rows
                     offsets[i] += len(rows)
+                del rows
+            del block
             if progress is not None:
                 progress.update(b - a)
         for i, m in enumerate(masks):

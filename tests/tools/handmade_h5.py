@@ -172,6 +172,11 @@ def galaxy_test_data(directory):
     preds = predictions_from(y, error)[[where[r] for r in given]]
     write_predictions(d / "predictions.h5", given, L, preds, d / "genome.h5", coords_attr=False,
                       padding_first=True)
+    write_predictions(d / "predictions_with_coordinates.h5", given, L, preds, None,
+                      padding_first=True)
+    with h5py.File(d / "predictions_with_coordinates.h5", "a") as h5:
+        h5.create_dataset("data/seqids", data=np.array([r[0].encode() for r in given], "S50"))
+        h5.create_dataset("data/start_ends", data=np.array([r[1:] for r in given], np.int64))
     many = [(f"scaffold_{i}", 40 + 9 * i) for i in range(8)]
     rows = layout(many, L)
     write_labels(d / "scaffolds.h5", rows, L, labels_for(rows, L, rng=np.random.default_rng(9)),

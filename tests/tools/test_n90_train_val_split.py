@@ -210,7 +210,7 @@ def test_galaxy_test_data_is_made_by_the_project(tmp_path, run_tool):
     root = pathlib.Path(__file__).resolve().parents[2] / "galaxy" / "test-data"
     galaxy_test_data(tmp_path)
     for name in ("pseudolabels.h5", "predictions.h5", "genome.h5", "scaffolds.h5",
-                 "one_chromosome.h5"):
+                 "one_chromosome.h5", "predictions_with_coordinates.h5"):
         with h5py.File(tmp_path / name) as new, h5py.File(root / name) as old:
             names = []
             old.visititems(lambda k, o: names.append(k) if isinstance(o, h5py.Dataset) else None)
@@ -222,3 +222,13 @@ def test_galaxy_test_data_is_made_by_the_project(tmp_path, run_tool):
     assert code == 0, err
     assert (tmp_path / "train_val_assignment.tsv").read_text() == \
         (root / "split_within_assignment.tsv").read_text()
+
+
+def test_one_sequence_per_size_group_fails_with_group_sizes(tmp_path, run_tool):
+    """12 + 2 subsequences: the long sequence alone holds 90 %; each group has one sequence."""
+    make(tmp_path / "in.h5", [("big", 6 * L), ("small", L)])
+    code, err = run_split(run_tool, tmp_path / "in.h5", f"{tmp_path}/")
+    assert code == 1 and "long group 1, short group 1" in err and "--split-within-sequences" in err
+    code, err = run_split(run_tool, tmp_path / "in.h5", f"{tmp_path}/", "--split-within-sequences",
+                          "--block-length", str(2 * L))
+    assert code == 0, err
