@@ -237,16 +237,16 @@ class _RowWriter(h5layout.RowWriter):
         super().__init__(dset)
         self._uniform = {}
 
-    def _compress(self, row):
+    def compress_row(self, row):
         data = np.ascontiguousarray(row)
         if data.ndim == 0 or not (np.array_equal(data[0], data[-1])
                                   and np.array_equal(data[0], data[len(data) // 2])
                                   and (data == data[0]).all()):
-            return super()._compress(data)
+            return super().compress_row(data)
         key = data[0].tobytes()
         chunk = self._uniform.get(key)
         if chunk is None:
-            chunk = self._uniform[key] = super()._compress(data)
+            chunk = self._uniform[key] = super().compress_row(data)
         return chunk
 
 
