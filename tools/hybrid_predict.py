@@ -390,6 +390,8 @@ class PredictionsWriter:
                                    else ["predictions"])]
         for key, value in attrs.items():
             self.h5.attrs[key] = value
+        # gzip chunks deflated in threads outside the GIL (h5layout.RowWriter), same bytes
+        self.writers = [h5layout.RowWriter(dset) for dset in self.dsets]
         self.q = queue.Queue(maxsize=3)
         self.error = None
         self.thread = threading.Thread(target=self._work, daemon=True)
@@ -404,8 +406,8 @@ class PredictionsWriter:
                 continue
             try:
                 a, outs, shifts = item
-                for dset, o in zip(self.dsets, outs):
-                    dset[a:a + len(o)] = to_file_layout(o, shifts).astype(np.float16)
+                for writer, o in zip(self.writers, outs):
+                    writer.write(a, to_file_layout(o, shifts).astype(np.float16))
             except BaseException as e:
                 self.error = e
 
@@ -418,6 +420,8 @@ class PredictionsWriter:
     def close(self):
         self.q.put(None)
         self.thread.join()
+        for writer in self.writers:
+            writer.close()
         self.h5.close()
         if self.error is not None:
             raise self.error
