@@ -9,7 +9,6 @@ import collections
 import contextlib
 import itertools
 import logging
-import multiprocessing
 import os
 import shutil
 import signal
@@ -525,6 +524,8 @@ def add_coverage(args, mode):
         tasks = [(b, idx, sid, mode, args.shift) for sid in layout.seqids for b, idx in bams]
         n_proc = min(args.threads, len(tasks), os.cpu_count() or 1) if args.threads > 1 else 1
         if n_proc > 1:
+            import multiprocessing  # only here: its import costs ~6 ms at every start
+
             pool = stack.enter_context(multiprocessing.get_context("fork").Pool(
                 n_proc, initializer=_worker_init))
             results = _bounded_imap(pool, count_reads, tasks, 2 * n_proc)
