@@ -14,8 +14,19 @@ import shutil
 import signal
 import tempfile
 
-import h5py
-import numpy as np
+# numpy's OpenBLAS starts a thread per core when numpy is imported, which costs ~30 ms of CPU at
+# every start; this tool never calls BLAS. Ask for one thread while numpy loads (unless the user
+# chose a number), then restore the environment so child processes are not affected.
+_BLAS_ENV = "OPENBLAS_NUM_THREADS"
+_blas_set = _BLAS_ENV not in os.environ
+if _blas_set:
+    os.environ[_BLAS_ENV] = "1"
+try:
+    import h5py
+    import numpy as np
+finally:
+    if _blas_set:
+        del os.environ[_BLAS_ENV]
 import pysam
 
 from helixtune import cli
