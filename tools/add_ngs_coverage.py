@@ -469,14 +469,15 @@ def write_column(dset, column, row_slice, runs, fast):
     n_rows = row_slice.stop - row_slice.start
     L = dset.shape[1]
     if fast:
-        for k, chunk in enumerate(row_chunks(values, lengths, rows, n_rows)):
-            if len(chunk) < L * 8:
-                dset.id.write_direct_chunk((row_slice.start + k, 0, column), chunk)
+        write, size = dset.id.write_direct_chunk, L * 8
+        for k, chunk in enumerate(row_chunks(values, lengths, rows, n_rows), row_slice.start):
+            if len(chunk) < size:
+                write((k, 0, column), chunk)
             else:  # not compressible: store shuffled only (lzf skipped = filter mask bit 1)
-                raw = np.repeat(values[rows == k], lengths[rows == k])
+                row = rows == k - row_slice.start
+                raw = np.repeat(values[row], lengths[row])
                 shuffled = raw.view(np.uint8).reshape(L, 8).T.tobytes()
-                dset.id.write_direct_chunk((row_slice.start + k, 0, column), shuffled,
-                                           filter_mask=2)
+                write((k, 0, column), shuffled, filter_mask=2)
     else:
         dset[row_slice, :, column] = np.repeat(values, lengths).reshape(n_rows, L)
 
