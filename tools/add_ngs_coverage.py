@@ -12,6 +12,7 @@ import logging
 import os
 import shutil
 import signal
+import sys
 import tempfile
 
 # numpy's OpenBLAS starts a thread per core when numpy is imported, which costs ~30 ms of CPU at
@@ -680,7 +681,22 @@ def _terminate(signum, frame):
 
 def main_cli():
     signal.signal(signal.SIGTERM, _terminate)  # clean up the temporary copy on `kill`
-    cli.run(main)
+    try:
+        cli.run(main)
+    except SystemExit as e:
+        if not isinstance(e.code, int):
+            raise
+        code = e.code
+    # By now every file is written, closed and renamed, the pool and the temporary directory are
+    # gone. Skip the interpreter's teardown of numpy, h5py and pysam (~25 ms CPU, about a fifth of
+    # what merely reading the BAMs costs): flush what is buffered and exit with the same code.
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken pipe: nothing more can be said
+            code = code or 1
+    os._exit(code)
 
 
 if __name__ == "__main__":
