@@ -13,12 +13,12 @@ import argparse
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
-import time
 
 from helixtune import h5layout
+
+from _measure import measure_output
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 SHARED = pathlib.Path(os.environ.get("HELIXTUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
@@ -42,20 +42,6 @@ print(json.dumps({"write_s": time.perf_counter() - t0, "write_cpu_s": time.proce
 """ % (NAMES,)
 
 
-def run(cmd, env=None):
-    """(wall s, peak RSS MB, stdout, CPU s) of a subprocess, for that child alone (os.wait4)."""
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.perf_counter() - t0
-    proc.returncode = os.waitstatus_to_exitcode(status)
-    if proc.returncode:
-        sys.exit(f"{cmd[0]} failed ({proc.returncode}):\n{err.decode()}")
-    return wall, usage.ru_maxrss / 1024, out.decode(), usage.ru_utime + usage.ru_stime
-
-
 def genome_bp(h5_path):
     import h5py
     with h5py.File(h5_path, "r") as h5:
@@ -76,9 +62,9 @@ def main():
         tool_runs, one_thread_runs, floor_runs = [], [], []
         cmd = [exe, "--fasta-path", args.fasta, "--species", args.species, "--h5-output-path", out, "--quiet"]
         for _ in range(args.repeat):
-            one_thread_runs.append(run(cmd, env=dict(os.environ, HELIXTUNE_THREADS="1")))
-            tool_runs.append(run(cmd))
-            wall, rss, stdout, _ = run([sys.executable, "-c", FLOOR, out, floor_out])
+            one_thread_runs.append(measure_output(cmd, env=dict(os.environ, HELIXTUNE_THREADS="1")))
+            tool_runs.append(measure_output(cmd))
+            wall, rss, _, stdout = measure_output([sys.executable, "-c", FLOOR, out, floor_out])
             floor = json.loads(stdout)
             floor_runs.append((floor["write_s"], rss, floor["write_cpu_s"]))
         wall = min(r[0] for r in tool_runs)
@@ -92,9 +78,9 @@ def main():
         "wall_s": round(wall, 3), "bp_per_s": round(bp / wall), "peak_rss_mb": round(rss, 1),
         "floor_h5py_write_s": round(floor_s, 3), "ratio": round(wall / floor_s, 3),
         "floor_peak_rss_mb": round(max(r[1] for r in floor_runs), 1), "repeat": args.repeat,
-        "cpu_s_1_thread": round(min(r[3] for r in one_thread_runs), 3),
+        "cpu_s_1_thread": round(min(r[2] for r in one_thread_runs), 3),
         "floor_cpu_s": round(min(r[2] for r in floor_runs), 3),
-        "cpu_ratio_1_thread": round(min(r[3] for r in one_thread_runs) / min(r[2] for r in floor_runs), 3),
+        "cpu_ratio_1_thread": round(min(r[2] for r in one_thread_runs) / min(r[2] for r in floor_runs), 3),
         "load_average_1min": round(os.getloadavg()[0], 1), "cpus": os.cpu_count(),
         "threads": h5layout.compression_threads(),
         "wall_s_1_thread": round(min(r[0] for r in one_thread_runs), 3),

@@ -11,7 +11,6 @@ Prints one JSON line. Usage: python benchmarks/filter_to_most_certain.py [SHARED
 import json
 import os
 import pathlib
-import subprocess
 import sys
 import tempfile
 import time
@@ -19,23 +18,13 @@ import time
 import h5py
 import numpy as np
 
+from _measure import measure_children
+
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DATA = pathlib.Path(sys.argv[1] if len(sys.argv) > 1 else
                     os.environ.get("HELIXTUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
 SRC = DATA / "helixer_h5" / "upstream_0.3.6" / "spombe_chrI.geenuff2h5.rnaseq.h5"
 EXE = pathlib.Path(sys.executable).parent / "filter-to-most-certain.py"
-MEASURE = ("import resource, subprocess, sys, time; t = time.monotonic(); "
-           "rc = subprocess.run(sys.argv[1:]).returncode; w = time.monotonic() - t; "
-           "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
-           "print(w, r.ru_maxrss, r.ru_utime + r.ru_stime, rc)")
-
-
-def measure(cmd):
-    out = subprocess.run([sys.executable, "-c", MEASURE, *map(str, cmd)], capture_output=True,
-                         text=True, check=True)
-    wall, rss_kb, cpu, rc = out.stdout.split()
-    assert rc == "0", out.stderr
-    return float(wall), int(rss_kb) / 1024, float(cpu)
 
 
 def make_predictions(tmp):
@@ -89,9 +78,10 @@ def main():
         floor_s, floor_cpu = floor(tmp)
         runs = []
         for write_by in (500_000, 6_000_000, 24_000_000):
-            wall, rss, cpu = measure([EXE, "--h5-to-filter", SRC, "--predictions", tmp / "preds.h5",
-                                 "--keep-fraction", "0.5", "--write-by", write_by,
-                                 "--output-file", tmp / "out.h5", "--quiet"])
+            wall, rss, cpu = measure_children([EXE, "--h5-to-filter", SRC,
+                                               "--predictions", tmp / "preds.h5",
+                                               "--keep-fraction", "0.5", "--write-by", write_by,
+                                               "--output-file", tmp / "out.h5", "--quiet"])
             runs.append({"write_by": write_by, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
                          "rows_per_s": round(n / wall, 1), "peak_rss_mb": round(rss, 1),
                          "wall_ratio_to_floor": round(wall / floor_s, 2),

@@ -16,13 +16,13 @@ import json
 import os
 import pathlib
 import shutil
-import subprocess
 import sys
 import tempfile
-import time
 
 import h5py
 import numpy as np
+
+from _measure import measure
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests" / "tools"))
@@ -45,17 +45,6 @@ def relayout_minus_padding(genome, preds, out):
             o.create_dataset(name, data=a, chunks=(1, L, 4), compression="gzip")
         for k, v in f.attrs.items():
             o.attrs[k] = v
-
-
-def measure(cmd, env=None):
-    """(wall seconds, peak RSS MiB, CPU seconds) of one child process."""
-    t0 = time.monotonic()
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL)
-    _, status, usage = os.wait4(proc.pid, 0)
-    wall = time.monotonic() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise SystemExit(f"failed: {' '.join(map(str, cmd))}")
-    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime
 
 
 def main():

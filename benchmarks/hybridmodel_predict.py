@@ -16,10 +16,11 @@ Usage: benchmarks/hybridmodel_predict.py [--quick] [--device cpu|gpu] [--rows N]
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
+
+import _measure
 
 
 def main():
@@ -92,7 +93,7 @@ def main():
                             "floor_bp_per_s": round(bp / floor), "bp_per_s": round(bp / pipeline),
                             "overhead": round(pipeline / floor - 1, 4)})
             del model, predictor
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _measure.self_peak_rss_mb()
     print(json.dumps({"benchmark": "hybridmodel_predict", "device": args.device,
                       "gpus": len(tf.config.list_physical_devices("GPU")),
                       "quick": args.quick, "results": results, "peak_rss_mb": round(peak, 1),

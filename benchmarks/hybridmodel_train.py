@@ -20,10 +20,11 @@ GPU example: benchmarks/hybridmodel_train.py --device gpu --batch-size 32 --step
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
+
+import _measure
 
 
 def write_training_file(path, rows, L, rng):
@@ -135,7 +136,7 @@ def main():
                             "pipeline_cpu_s": round(pipeline_cpu, 3),
                             "cpu_overhead": round(pipeline_cpu / floor_cpu - 1, 4)})
             del model, trainer, in_memory
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    peak = _measure.self_peak_rss_mb()
     print(json.dumps({"benchmark": "hybridmodel_train", "device": args.device,
                       "gpus": len(tf.config.list_physical_devices("GPU")),
                       "quick": args.quick, "results": results, "data_setup_s": round(setup_s, 2),

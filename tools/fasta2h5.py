@@ -24,16 +24,7 @@ def get_parser():
                     help="HDF5 output file (must end in .h5)")
     io.add_argument("--species", required=True,
                     help="species name stored in data/species (ASCII, at most 25 bytes)")
-    data = parser.add_argument_group("Data layout")
-    data.add_argument("--subsequence-length", type=cli.positive_int,
-                      default=h5layout.DEFAULT_SUBSEQUENCE_LENGTH,
-                      help="length of the rows the sequences are cut into; the released models "
-                           "need a multiple of 9")
-    data.add_argument("--write-by", type=cli.positive_int, default=20_000_000,
-                      help="bases encoded and written at a time (bounds memory); rounded down to "
-                           "a multiple of --subsequence-length")
-    data.add_argument("--compression", choices=["gzip", "lzf"], default="gzip",
-                      help="HDF5 compression (gzip level 4 or lzf)")
+    cli.add_data_layout_args(parser, write_by_verb="encoded")
     cli.add_common_args(parser)
     return parser
 

@@ -29,16 +29,7 @@ def get_parser():
                     help="GeenuFF SQLite database (from import2geenuff.py)")
     io.add_argument("--h5-output-path", required=True, type=cli.h5_output_path,
                     help="HDF5 output file (must end in .h5)")
-    data = parser.add_argument_group("Data layout")
-    data.add_argument("--subsequence-length", type=cli.positive_int,
-                      default=h5layout.DEFAULT_SUBSEQUENCE_LENGTH,
-                      help="length of the rows the sequences are cut into; the released models "
-                           "need a multiple of 9")
-    data.add_argument("--write-by", type=cli.positive_int, default=20_000_000,
-                      help="bases labelled and written at a time (bounds memory); rounded down "
-                           "to a multiple of --subsequence-length")
-    data.add_argument("--compression", choices=["gzip", "lzf"], default="gzip",
-                      help="HDF5 compression (gzip level 4 or lzf)")
+    data = cli.add_data_layout_args(parser, write_by_verb="labelled")
     data.add_argument("--modes", default="all",
                       help="'all' or a comma list of X, y, anno_meta, transitions; as in "
                            "Helixer only leaving out X changes the output (no data/X)")
@@ -246,16 +237,16 @@ class _RowWriter(h5layout.RowWriter):
         super().__init__(dset)
         self._uniform = {}
 
-    def _compress(self, row):
+    def compress_row(self, row):
         data = np.ascontiguousarray(row)
         if data.ndim == 0 or not (np.array_equal(data[0], data[-1])
                                   and np.array_equal(data[0], data[len(data) // 2])
                                   and (data == data[0]).all()):
-            return super()._compress(data)
+            return super().compress_row(data)
         key = data[0].tobytes()
         chunk = self._uniform.get(key)
         if chunk is None:
-            chunk = self._uniform[key] = super()._compress(data)
+            chunk = self._uniform[key] = super().compress_row(data)
         return chunk
 
 

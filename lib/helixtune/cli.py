@@ -178,3 +178,23 @@ def h5_output_path(text):
     if not text.endswith(".h5"):
         raise argparse.ArgumentTypeError(f"{text!r} must end in .h5")
     return text
+
+
+def add_data_layout_args(parser, write_by_default=20_000_000, write_by_verb="encoded"):
+    """Add the "Data layout" group shared by the HDF5 writers (Helixer's fasta2h5.py and
+    geenuff2h5.py option names and defaults): ``--subsequence-length``, ``--write-by`` and
+    ``--compression``. ``write_by_verb`` names what the tool does to the bases in ``--write-by``'s
+    help ("encoded", "labelled"). Returns the group so a tool can add its own options to it."""
+    from helixtune import h5layout  # h5layout imports this module
+
+    data = parser.add_argument_group("Data layout")
+    data.add_argument("--subsequence-length", type=positive_int,
+                      default=h5layout.DEFAULT_SUBSEQUENCE_LENGTH,
+                      help="length of the rows the sequences are cut into; the released models "
+                           "need a multiple of 9")
+    data.add_argument("--write-by", type=positive_int, default=write_by_default,
+                      help=f"bases {write_by_verb} and written at a time (bounds memory); "
+                           "rounded down to a multiple of --subsequence-length")
+    data.add_argument("--compression", choices=["gzip", "lzf"], default="gzip",
+                      help="HDF5 compression (gzip level 4 or lzf)")
+    return data

@@ -123,7 +123,12 @@ class RowWriter:
         self._pool = (concurrent.futures.ThreadPoolExecutor(self.threads)
                       if self.direct and self.threads > 1 else None)
 
-    def _compress(self, row):
+    def compress_row(self, row):
+        """The stored (deflated) chunk of one row, as HDF5's shuffle + deflate filters write it.
+
+        :meth:`write` calls it once per row, from worker threads when there is a pool. A subclass
+        may override it (e.g. to reuse the chunk of a repeated row) and call
+        ``super().compress_row(row)``; it must stay thread-safe and return the same bytes."""
         data = np.ascontiguousarray(row)
         if self._shuffle:  # HDF5's shuffle: all first bytes of the elements, then all second ...
             data = data.view(np.uint8).reshape(-1, data.dtype.itemsize).T
@@ -136,7 +141,8 @@ class RowWriter:
             return
         rows = np.asarray(rows, dtype=self.dset.dtype)
         zeros = (0,) * (rows.ndim - 1)
-        chunks = self._pool.map(self._compress, rows) if self._pool else map(self._compress, rows)
+        chunks = (self._pool.map(self.compress_row, rows) if self._pool
+                  else map(self.compress_row, rows))
         for i, chunk in enumerate(chunks):
             self.dset.id.write_direct_chunk((start + i,) + zeros, chunk)
 

@@ -1,0 +1,62 @@
+"""Measurement helpers shared by the benchmark scripts (not a benchmark itself).
+
+The scripts run as ``python benchmarks/<tool>.py``, so this module is importable as ``_measure``.
+
+* :func:`measure` / :func:`measure_output`: one child process, its wall time, and its peak RSS and
+  CPU time (user + system) from ``os.wait4`` (the child and the descendants it waited for).
+* :func:`measure_children`: the same figures through a small Python wrapper process that runs
+  the command and reads ``getrusage(RUSAGE_CHILDREN)``.
+* :func:`self_peak_rss_mb`: peak RSS of the benchmark process itself.
+"""
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def measure_output(cmd, env=None):
+    """(wall s, peak RSS MiB, CPU s, stdout text) of ``cmd`` run as one child process.
+
+    stderr is kept in a temporary file and shown only if the command fails (SystemExit)."""
+    cmd = [str(a) for a in cmd]
+    with tempfile.TemporaryFile() as err:
+        t0 = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=err, env=env)
+        out = proc.stdout.read()
+        proc.stdout.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - t0
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        if proc.returncode:
+            err.seek(0)
+            raise SystemExit(f"{cmd[0]} failed ({proc.returncode}):\n"
+                             f"{err.read().decode(errors='replace')}")
+    return wall, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, out.decode()
+
+
+def measure(cmd, env=None):
+    """(wall s, peak RSS MiB, CPU s) of ``cmd`` run as one child process (stdout discarded)."""
+    return measure_output(cmd, env)[:3]
+
+
+_CHILDREN = ("import resource, subprocess, sys, time; t = time.monotonic(); "
+             "rc = subprocess.run(sys.argv[1:]).returncode; w = time.monotonic() - t; "
+             "r = resource.getrusage(resource.RUSAGE_CHILDREN); "
+             "print(w, r.ru_maxrss, r.ru_utime + r.ru_stime, rc)")
+
+
+def measure_children(cmd):
+    """(wall s, peak RSS MiB, CPU s) of ``cmd`` run under a wrapper Python process that reads
+    ``getrusage(RUSAGE_CHILDREN)`` (the command must print nothing on stdout; use --quiet)."""
+    out = subprocess.run([sys.executable, "-c", _CHILDREN, *map(str, cmd)], capture_output=True,
+                         text=True, check=True)
+    wall, rss_kb, cpu, rc = out.stdout.split()
+    assert rc == "0", out.stderr
+    return float(wall), int(rss_kb) / 1024, float(cpu)
+
+
+def self_peak_rss_mb():
+    """Peak RSS of this (the benchmark's own) process in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
