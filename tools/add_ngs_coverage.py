@@ -9,14 +9,25 @@ import collections
 import contextlib
 import itertools
 import logging
-import multiprocessing
 import os
 import shutil
 import signal
+import sys
 import tempfile
 
-import h5py
-import numpy as np
+# numpy's OpenBLAS starts a thread per core when numpy is imported, which costs ~30 ms of CPU at
+# every start; this tool never calls BLAS. Ask for one thread while numpy loads (unless the user
+# chose a number), then restore the environment so child processes are not affected.
+_BLAS_ENV = "OPENBLAS_NUM_THREADS"
+_blas_set = _BLAS_ENV not in os.environ
+if _blas_set:
+    os.environ[_BLAS_ENV] = "1"
+try:
+    import h5py
+    import numpy as np
+finally:
+    if _blas_set:
+        del os.environ[_BLAS_ENV]
 import pysam
 
 from helixtune import cli
@@ -119,29 +130,67 @@ class Layout:
             self.chunk.append(np.where(minus, s[:, 1], s[:, 0]) // self.L)
 
 
-def read_annotation(h5, layout, i):
-    """Per-strand genic and intergenic masks (forward coordinates) of sequence ``i`` from data/y."""
+def _y_reader(y, L):
+    """A function reading rows [r0, r1) of data/y: one little-endian uint32 per base, by row.
+
+    data/y is one-hot int8 [intergenic, UTR, CDS, intron], i.e. 4 bytes per base. Files written
+    like Helixer's store it in (1, L, 4) chunks with gzip (and shuffle, a no-op for 1-byte
+    elements): those chunks are inflated directly with zlib, row by row without copying them into
+    one array, which costs about half of what h5py's filter pipeline and selection machinery do.
+    Anything else goes through h5py.
+    """
+    def through_h5py(r0, r1):
+        return np.ascontiguousarray(y[r0:r1]).view("<u4")[..., 0]
+
+    if y.dtype.itemsize != 1 or y.shape[1:] != (L, 4) or y.chunks != (1, L, 4):
+        return through_h5py
+    plist = y.id.get_create_plist()
+    filters = [plist.get_filter(k)[0] for k in range(plist.get_nfilters())]
+    if filters not in ([h5py.h5z.FILTER_DEFLATE], [h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE]):
+        return through_h5py
+    import zlib
+
+    size = 4 * L
+
+    def direct(r0, r1):
+        rows = []
+        for r in range(r0, r1):
+            try:
+                mask, raw = y.id.read_direct_chunk((r, 0, 0))
+                row = zlib.decompress(raw, bufsize=size) if mask == 0 else None
+            except (KeyError, OSError, RuntimeError, zlib.error):  # chunk not allocated, ...
+                row = None
+            if row is None or len(row) != size:
+                return through_h5py(r0, r1)
+            rows.append(np.frombuffer(row, "<u4"))
+        return rows
+
+    return direct
+
+
+def read_annotation(h5, layout, i, intergenic=True):
+    """Per-strand genic and intergenic masks (forward coordinates) of sequence ``i`` from data/y.
+
+    With ``intergenic=False`` only the genic mask is built (the intergenic one is None).
+    """
     n, L = layout.lengths[i], layout.L
     genic = np.zeros((2, n), bool)
-    inter = np.zeros((2, n), bool)
+    inter = np.zeros((2, n), bool) if intergenic else None
     rows = layout.row_slices[i]
-    y = h5["data/y"]
+    read = _y_reader(h5["data/y"], L)
     for r0 in range(rows.start, rows.stop, ROWS_PER_BATCH):
         r1 = min(r0 + ROWS_PER_BATCH, rows.stop)
         # One-hot [intergenic, UTR, CDS, intron] as one little-endian uint32 per base.
-        block = np.ascontiguousarray(y[r0:r1]).view("<u4")[..., 0]
-        g = block > 0xFF
-        t = block == 1
-        for k in range(r1 - r0):
+        for k, row in enumerate(read(r0, r1)):
             j = r0 + k - rows.start
             c = layout.chunk[i][j]
             start, end = c * L, min(c * L + L, n)
-            if layout.minus[i][j]:
-                genic[1, start:end] = g[k, :end - start][::-1]
-                inter[1, start:end] = t[k, :end - start][::-1]
-            else:
-                genic[0, start:end] = g[k, :end - start]
-                inter[0, start:end] = t[k, :end - start]
+            s = 1 if layout.minus[i][j] else 0
+            step = -1 if s else 1
+            row = row[:end - start]
+            genic[s, start:end] = (row > 0xFF)[::step]
+            if intergenic:
+                inter[s, start:end] = (row == 1)[::step]
     return genic, inter
 
 
@@ -421,14 +470,15 @@ def write_column(dset, column, row_slice, runs, fast):
     n_rows = row_slice.stop - row_slice.start
     L = dset.shape[1]
     if fast:
-        for k, chunk in enumerate(row_chunks(values, lengths, rows, n_rows)):
-            if len(chunk) < L * 8:
-                dset.id.write_direct_chunk((row_slice.start + k, 0, column), chunk)
+        write, size = dset.id.write_direct_chunk, L * 8
+        for k, chunk in enumerate(row_chunks(values, lengths, rows, n_rows), row_slice.start):
+            if len(chunk) < size:
+                write((k, 0, column), chunk)
             else:  # not compressible: store shuffled only (lzf skipped = filter mask bit 1)
-                raw = np.repeat(values[rows == k], lengths[rows == k])
+                row = rows == k - row_slice.start
+                raw = np.repeat(values[row], lengths[row])
                 shuffled = raw.view(np.uint8).reshape(L, 8).T.tobytes()
-                dset.id.write_direct_chunk((row_slice.start + k, 0, column), shuffled,
-                                           filter_mask=2)
+                write((k, 0, column), shuffled, filter_mask=2)
     else:
         dset[row_slice, :, column] = np.repeat(values, lengths).reshape(n_rows, L)
 
@@ -456,6 +506,8 @@ class BamSummary:
         informative = g_plus != g_minus
         self.informative += int(informative.sum())
         self.agree_first += int((result["fs_minus"][informative] == g_minus[informative]).sum())
+        if count_genic is None:  # mean coverages not wanted (not logged)
+            return
         for s in (0, 1):
             values, lengths, pos = cov_runs[s]
             for counter, attr in ((count_genic, "cov_genic"), (count_inter, "cov_inter")):
@@ -525,6 +577,8 @@ def add_coverage(args, mode):
         tasks = [(b, idx, sid, mode, args.shift) for sid in layout.seqids for b, idx in bams]
         n_proc = min(args.threads, len(tasks), os.cpu_count() or 1) if args.threads > 1 else 1
         if n_proc > 1:
+            import multiprocessing  # only here: its import costs ~6 ms at every start
+
             pool = stack.enter_context(multiprocessing.get_context("fork").Pool(
                 n_proc, initializer=_worker_init))
             results = _bounded_imap(pool, count_reads, tasks, 2 * n_proc)
@@ -542,20 +596,23 @@ def add_coverage(args, mode):
                 cov.resize(col0 + len(bams), axis=2)
                 spl.resize(col0 + len(bams), axis=2)
             fast = _fast_path(cov) and _fast_path(spl)
+            # The genic/intergenic mean coverages are only logged at INFO: skip them otherwise.
+            means = log.isEnabledFor(logging.INFO)
             for i, sid in enumerate(layout.seqids):
                 n = layout.lengths[i]
                 annotation = None
                 if layout.has_y:
-                    genic, inter = read_annotation(src, layout, i)
-                    annotation = (genic, inter, [MaskCounter(genic[s]) for s in (0, 1)],
-                                  [MaskCounter(inter[s]) for s in (0, 1)])
+                    genic, inter = read_annotation(src, layout, i, intergenic=means)
+                    annotation = (genic, inter, [MaskCounter(genic[s]) for s in (0, 1)]
+                                  if means else None,
+                                  [MaskCounter(inter[s]) for s in (0, 1)] if means else None)
                 for j in range(len(bams)):
                     result = next(results)
                     for key, dset in (("cov", cov), ("spliced", spl)):
                         runs = [coverage_runs(*result[key][s], n, layout.L) for s in (0, 1)]
                         if key == "cov":
                             starts = [(r[0], r[1], np.concatenate([[0], np.cumsum(r[1])[:-1]]))
-                                      for r in runs]
+                                      for r in runs] if means else None
                             summaries[j].add(result, annotation, starts)
                         write_column(dset, col0 + j, layout.row_slices[i],
                                      rows_as_runs(runs, layout, i), fast)
@@ -624,7 +681,22 @@ def _terminate(signum, frame):
 
 def main_cli():
     signal.signal(signal.SIGTERM, _terminate)  # clean up the temporary copy on `kill`
-    cli.run(main)
+    try:
+        cli.run(main)
+    except SystemExit as e:
+        if not isinstance(e.code, int):
+            raise
+        code = e.code
+    # By now every file is written, closed and renamed, the pool and the temporary directory are
+    # gone. Skip the interpreter's teardown of numpy, h5py and pysam (~25 ms CPU, about a fifth of
+    # what merely reading the BAMs costs): flush what is buffered and exit with the same code.
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken pipe: nothing more can be said
+            code = code or 1
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -13,8 +13,6 @@ import sys
 import tempfile
 import time
 
-from helixtune import __version__
-
 log = logging.getLogger("helixtune")
 
 
@@ -29,12 +27,22 @@ class UserError(Exception):
 def add_common_args(parser):
     """Add ``--version``, ``--quiet`` and ``--debug`` (the same on every tool)."""
     group = parser.add_argument_group("Logging and version")
-    group.add_argument("--version", action="version", version=f"{parser.prog} {__version__}")
+    group.add_argument("--version", action=_VersionAction)
     group.add_argument("--quiet", action="store_true",
                        help="only print warnings and errors (no progress)")
     group.add_argument("--debug", action="store_true",
                        help="print debug messages and full tracebacks")
     return parser
+
+
+class _VersionAction(argparse._VersionAction):
+    """argparse's ``version`` action, looking the version up only when ``--version`` is given."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        from helixtune import __version__
+
+        self.version = f"{parser.prog} {__version__}"
+        super().__call__(parser, namespace, values, option_string)
 
 
 def new_parser(prog, description):

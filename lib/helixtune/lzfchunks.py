@@ -133,12 +133,13 @@ def row_chunks(run_values, run_lengths, run_rows, n_rows):
     values = ((raw >> (8 * plane).astype(np.uint64)) & np.uint64(0xFF)).astype(np.uint8)
     buf, offsets = encode_runs(values, run_lengths[idx], seg, n_rows * K)
     data = buf.tobytes()
-    row_off = offsets[::K] if K else np.zeros(n_rows + 1, np.int64)
+    row_off = (offsets[::K] if K else np.zeros(n_rows + 1, np.int64)).tolist()  # ints slice fast
     if K == ITEMSIZE:
         return [data[row_off[r]:row_off[r + 1]] for r in range(n_rows)]
     # Planes K..7: 0xFF where the value is -1, else 0; one encoding per row, repeated.
     simple, s_off = encode_runs(np.where(run_values == -1, 0xFF, 0), run_lengths, run_rows, n_rows)
     simple = simple.tobytes()
+    s_off = s_off.tolist()
     reps = ITEMSIZE - K
     return [data[row_off[r]:row_off[r + 1]] + simple[s_off[r]:s_off[r + 1]] * reps
             for r in range(n_rows)]
