@@ -100,13 +100,7 @@ def main(argv=None):
     args = get_parser().parse_args(argv)
     cli.setup_logging(args.quiet, args.debug)
     L = args.subsequence_length
-    if args.write_by < L:
-        raise cli.UserError(f"--write-by ({args.write_by}) must be at least "
-                            f"--subsequence-length ({L})", code=2)
-    write_by = args.write_by // L * L
-    if L % POOL_SIZE:
-        log.warning("--subsequence-length %d is not a multiple of %d, the pool size of the "
-                    "released Helixer models; such files cannot be used with them", L, POOL_SIZE)
+    write_by = cli.data_layout_write_by(args, POOL_SIZE)
     with cli.atomic_output(args.h5_output_path) as tmp:
         convert(args.fasta_path, tmp, args.species, L, write_by, args.compression)
     log.info("wrote %s", args.h5_output_path)

@@ -198,3 +198,16 @@ def add_data_layout_args(parser, write_by_default=20_000_000, write_by_verb="enc
     data.add_argument("--compression", choices=["gzip", "lzf"], default="gzip",
                       help="HDF5 compression (gzip level 4 or lzf)")
     return data
+
+
+def data_layout_write_by(args, pool_size=9):
+    """Check the options of :func:`add_data_layout_args` and return ``--write-by`` rounded down
+    to whole rows; warn when the row length does not fit the released models' pool size."""
+    L = args.subsequence_length
+    if args.write_by < L:
+        raise UserError(f"--write-by ({args.write_by}) must be at least "
+                        f"--subsequence-length ({L})", code=2)
+    if L % pool_size:
+        log.warning("--subsequence-length %d is not a multiple of %d, the pool size of the "
+                    "released Helixer models; such files cannot be used with them", L, pool_size)
+    return args.write_by // L * L
