@@ -19,7 +19,8 @@ import os
 import h5py
 import numpy as np
 
-from helixtune import __version__, cli, h5rows
+import helixtune
+from helixtune import cli, h5rows
 
 log = logging.getLogger("helixtune.filter_to_most_certain")
 
@@ -321,7 +322,7 @@ def compute(args, lab, preds):
         entry["kept_rows"] += int(k)
         entry["kept_bases"] += v if k else 0
     report = {
-        "tool": "filter-to-most-certain.py", "version": __version__,
+        "tool": "filter-to-most-certain.py", "version": helixtune.__version__,
         "h5_to_filter": lab_path, "predictions": pred_path, "coordinates_from": coord_source,
         "keep_fraction": args.keep_fraction, "n_strata": args.n_strata, "seed": args.seed,
         "predictions_layout": layout, "layout_evidence": evidence,

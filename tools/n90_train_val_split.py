@@ -20,7 +20,8 @@ import os
 import h5py
 import numpy as np
 
-from helixtune import __version__, cli, h5rows
+import helixtune
+from helixtune import cli, h5rows
 
 log = logging.getLogger("helixtune.n90_train_val_split")
 
@@ -202,7 +203,7 @@ def split(args, paths):
                     out.attrs["n90_split_val_fraction"] = str(args.val_fraction)
                     out.attrs["n90_split_block_length"] = \
                         str(block_rows * L) if block_rows else "whole sequences"
-                    out.attrs["n90_split_version"] = __version__
+                    out.attrs["n90_split_version"] = helixtune.__version__
             write_assignment(tmps[2], keys, sizes, bases, spans, is_val, groups)
     for p in paths:
         log.info("wrote %s", p)

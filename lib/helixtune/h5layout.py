@@ -12,7 +12,7 @@ import zlib
 
 import numpy as np
 
-from helixtune import __version__
+import helixtune
 from helixtune.cli import UserError
 
 DEFAULT_SUBSEQUENCE_LENGTH = 21384
@@ -72,8 +72,9 @@ def write_root_attrs(h5file, input_path):
     """Root attributes as Helixer writes them (all strings)."""
     h5file.attrs["timestamp"] = str(datetime.datetime.now())
     h5file.attrs["input_path"] = str(input_path)
-    h5file.attrs["geenuff_commit"] = f"commit not found, version: helixtune {__version__}"
-    h5file.attrs["helixer_commit"] = f"commit not found, version: helixtune {__version__}"
+    version = helixtune.__version__  # looked up here, not at import (see helixtune.__getattr__)
+    h5file.attrs["geenuff_commit"] = f"commit not found, version: helixtune {version}"
+    h5file.attrs["helixer_commit"] = f"commit not found, version: helixtune {version}"
 
 
 def check_name_length(value, limit, what, where):
