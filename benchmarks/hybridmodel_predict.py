@@ -4,14 +4,15 @@
 For the full-size architecture (4 CNN, 3 BiLSTM x 128, 96 filters: 2,105,672 parameters) and a
 small one (1 CNN, 1 BiLSTM x 32, Helixer's defaults), with random weights:
 
-* floor: the same model (the same compiled predictor) on in-memory float32 tensors, batches of
-  --batch-size rows, no I/O;
+* floor: the same model (the same compiled predictor) on in-memory float16 arrays (data/X's
+  dtype; the model casts them), batches of --batch-size rows, no I/O;
 * pipeline: the real test-mode path of HybridModel.py (HDF5 read in a background thread,
-  re-layout, prediction, float16 conversion, gzip-compressed predictions written by a background
+  re-layout, prediction (float16 out of the graph), gzip-compressed predictions written by a background
   thread) on a gzip data file of random bases written like fasta2h5.py's.
 
 overhead = pipeline time / floor time - 1 (target <= 0.10). Prints one JSON line.
 Usage: benchmarks/hybridmodel_predict.py [--quick] [--device cpu|gpu] [--rows N] [--batch-size B]
+                                         [--arch full|small|both] [--reps R]
 """
 import argparse
 import json
@@ -34,6 +35,9 @@ def main():
     ap.add_argument("--length", type=int, default=21384)
     ap.add_argument("--threads", type=int, default=0, help="TF CPU threads (0: TF default)")
     ap.add_argument("--arch", choices=["full", "small", "both"], default="both")
+    ap.add_argument("--reps", type=int, default=3,
+                    help="floor and pipeline are each timed this often, alternating; the "
+                         "fastest of each counts (1 with --quick)")
     args = ap.parse_args()
     if args.device == "cpu":
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
@@ -68,11 +72,11 @@ def main():
             h5layout.create_dataset(g, "species", rows, L)[:] = b"bench"
         for name in chosen:
             model = network.build_model(**archs[name])
-            predictor = hybrid_predict.Predictor(model)
+            predictor = hybrid_predict.Predictor(model, np.float16)  # as HybridModel.py's
             data = hybrid_predict.DataFile(data_path)
-            x_all = hybrid_predict.to_model_layout(data.X[:].astype(np.float32), data.shifts)
+            x_all = hybrid_predict.to_model_layout(data.X[:], data.shifts)  # float16, as data/X
             predictor(x_all[:batch])  # warm-up: trace and allocate
-            reps = 1 if args.quick else 2
+            reps = 1 if args.quick else args.reps
             floor = pipeline = float("inf")
             for _ in range(reps):
                 t0 = time.perf_counter()

@@ -30,7 +30,7 @@ finally:
         del os.environ[_BLAS_ENV]
 import pysam
 
-from helixtune import cli
+from helixtune import cli, h5layout
 from helixtune.lzfchunks import row_chunks
 
 log = logging.getLogger("helixtune.add_ngs_coverage")
@@ -43,7 +43,6 @@ FLAG_OF_MODE = {"second": "--second-read-is-sense-strand", "first": "--first-rea
 AGREEMENT_WARN = 0.60
 MIN_INFORMATIVE_READS = 100
 SHIFT_PLUS, SHIFT_MINUS = 4, -5  # ATAC-seq Tn5 shift on '+' and '-' reads
-ROWS_PER_BATCH = 64
 
 
 def get_parser():
@@ -130,44 +129,6 @@ class Layout:
             self.chunk.append(np.where(minus, s[:, 1], s[:, 0]) // self.L)
 
 
-def _y_reader(y, L):
-    """A function reading rows [r0, r1) of data/y: one little-endian uint32 per base, by row.
-
-    data/y is one-hot int8 [intergenic, UTR, CDS, intron], i.e. 4 bytes per base. Files written
-    like Helixer's store it in (1, L, 4) chunks with gzip (and shuffle, a no-op for 1-byte
-    elements): those chunks are inflated directly with zlib, row by row without copying them into
-    one array, which costs about half of what h5py's filter pipeline and selection machinery do.
-    Anything else goes through h5py.
-    """
-    def through_h5py(r0, r1):
-        return np.ascontiguousarray(y[r0:r1]).view("<u4")[..., 0]
-
-    if y.dtype.itemsize != 1 or y.shape[1:] != (L, 4) or y.chunks != (1, L, 4):
-        return through_h5py
-    plist = y.id.get_create_plist()
-    filters = [plist.get_filter(k)[0] for k in range(plist.get_nfilters())]
-    if filters not in ([h5py.h5z.FILTER_DEFLATE], [h5py.h5z.FILTER_SHUFFLE, h5py.h5z.FILTER_DEFLATE]):
-        return through_h5py
-    import zlib
-
-    size = 4 * L
-
-    def direct(r0, r1):
-        rows = []
-        for r in range(r0, r1):
-            try:
-                mask, raw = y.id.read_direct_chunk((r, 0, 0))
-                row = zlib.decompress(raw, bufsize=size) if mask == 0 else None
-            except (KeyError, OSError, RuntimeError, zlib.error):  # chunk not allocated, ...
-                row = None
-            if row is None or len(row) != size:
-                return through_h5py(r0, r1)
-            rows.append(np.frombuffer(row, "<u4"))
-        return rows
-
-    return direct
-
-
 def read_annotation(h5, layout, i, intergenic=True):
     """Per-strand genic and intergenic masks (forward coordinates) of sequence ``i`` from data/y.
 
@@ -177,20 +138,17 @@ def read_annotation(h5, layout, i, intergenic=True):
     genic = np.zeros((2, n), bool)
     inter = np.zeros((2, n), bool) if intergenic else None
     rows = layout.row_slices[i]
-    read = _y_reader(h5["data/y"], L)
-    for r0 in range(rows.start, rows.stop, ROWS_PER_BATCH):
-        r1 = min(r0 + ROWS_PER_BATCH, rows.stop)
+    for j, row in enumerate(h5layout.iter_rows(h5["data/y"], rows.start, rows.stop)):
         # One-hot [intergenic, UTR, CDS, intron] as one little-endian uint32 per base.
-        for k, row in enumerate(read(r0, r1)):
-            j = r0 + k - rows.start
-            c = layout.chunk[i][j]
-            start, end = c * L, min(c * L + L, n)
-            s = 1 if layout.minus[i][j] else 0
-            step = -1 if s else 1
-            row = row[:end - start]
-            genic[s, start:end] = (row > 0xFF)[::step]
-            if intergenic:
-                inter[s, start:end] = (row == 1)[::step]
+        row = np.ascontiguousarray(row, dtype=np.int8).view("<u4")[..., 0]
+        c = layout.chunk[i][j]
+        start, end = c * L, min(c * L + L, n)
+        s = 1 if layout.minus[i][j] else 0
+        step = -1 if s else 1
+        row = row[:end - start]
+        genic[s, start:end] = (row > 0xFF)[::step]
+        if intergenic:
+            inter[s, start:end] = (row == 1)[::step]
     return genic, inter
 
 

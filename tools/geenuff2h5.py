@@ -136,51 +136,68 @@ def _subtract(interval, holes):
 # Labels of one block [a, b) of one strand, in forward orientation
 
 
-#: one-hot rows of 4 int8 as one uint32 each: a 1-D take builds (n, 4) one-hot arrays fast
-_ONEHOT32 = np.eye(4, dtype=np.int8).view(np.uint32).ravel()
+#: class of a padding position in the class arrays of y and phases (one-hot: all zero)
+PAD_CLASS = 4
+#: one-hot rows of 4 int8 as one uint32 each, for classes 0-3 and PAD_CLASS: a 1-D take builds
+#: one-hot arrays fast
+_ONEHOT32 = np.eye(5, 4, dtype=np.int8).view(np.uint32).ravel()
 
 
-def _onehot(classes):
-    return _ONEHOT32.take(classes, mode="clip").view(np.int8).reshape(len(classes), 4)
+def onehot(classes):
+    """(..., 4) int8 one-hot of an int8 class array (PAD_CLASS: all zero)."""
+    return _ONEHOT32.take(classes, mode="clip").view(np.int8).reshape(classes.shape + (4,))
 
 
-def _masks(interval_sets, a, b):
-    """Boolean coverage (b - a, k) of [a, b) by k sets of intervals (each (n, 2)), with one
-    difference array and one cumulative sum."""
-    k = len(interval_sets)
-    diff = np.zeros((b - a + 1) * k, dtype=np.int16)
-    for ch, intervals in enumerate(interval_sets):
-        if len(intervals):
-            lo = np.clip(intervals[:, 0], a, b) - a
-            hi = np.clip(intervals[:, 1], a, b) - a
-            keep = hi > lo
-            np.add.at(diff, lo[keep] * k + ch, 1)
-            np.add.at(diff, hi[keep] * k + ch, -1)
-    return np.cumsum(diff.reshape(-1, k)[:-1], axis=0, dtype=np.int16) > 0
+def _runs(intervals, a, b):
+    """The union of intervals (n, 2) within [a, b) as sorted, disjoint, non-touching runs
+    (run starts, run ends), relative to a."""
+    lo = np.clip(intervals[:, 0], a, b) - a
+    hi = np.clip(intervals[:, 1], a, b) - a
+    keep = hi > lo
+    order = np.argsort(lo[keep], kind="stable")
+    lo, hi = lo[keep][order], hi[keep][order]
+    if not len(lo):
+        return lo, hi
+    reach = np.maximum.accumulate(hi)
+    first = np.flatnonzero(np.concatenate([[True], lo[1:] > reach[:-1]]))  # of each run
+    return lo[first], reach[np.append(first[1:] - 1, len(lo) - 1)]
+
+
+def _mask(runs, n):
+    """Boolean array of n positions, True inside the runs."""
+    starts, ends = runs
+    edges = np.empty(2 * len(starts) + 2, dtype=np.int64)
+    edges[0], edges[1:-1:2], edges[2:-1:2], edges[-1] = 0, starts, ends, n
+    values = np.zeros(len(edges) - 1, dtype=bool)
+    values[1::2] = True
+    return np.repeat(values, np.diff(edges))
 
 
 def label_block(sm, a, b, seq_len):
-    """y, phases, sample_weights, transitions, gene_lengths of forward positions [a, b)."""
+    """Classes of y and phases (see :func:`onehot`), sample_weights, transitions and
+    gene_lengths of forward positions [a, b)."""
     n = b - a
     # the transition marks need one base of context on each side
     ea, eb = max(a - 1, 0), min(b + 1, seq_len)
-    m = _masks((sm.tx_a, sm.cds_a, sm.intron_a, sm.error_a), ea, eb)
+    off = a - ea
     # Transitions (Helixer quirk): computed in *forward* genomic orientation for both strands,
     # channels [start of transcript, cds, intron, end of transcript, cds, intron]; each mark
     # covers 2 bp (last base of the old state and first of the new). On the minus strand the
     # channels therefore mean TTS/stop/acceptor for 0-2 and TSS/start/donor for 3-5.
-    m3 = m[:, :3]
-    i, c = np.nonzero(m3[1:] != m3[:-1])  # the state of channel c changes between i and i + 1
-    col = np.where(m3[i + 1, c], c, c + 3)
     trans_e = np.zeros((eb - ea, 6), dtype=np.int8)
-    trans_e[i, col] = 1
-    trans_e[i + 1, col] = 1
-    off = a - ea
+    masks = []
+    for c, intervals in enumerate((sm.tx_a, sm.cds_a, sm.intron_a)):
+        starts, ends = runs = _runs(intervals, ea, eb)
+        for col, edge in ((c, starts[starts > 0]), (c + 3, ends[ends < eb - ea])):
+            trans_e[edge - 1, col] = 1  # the state changes between edge - 1 and edge
+            trans_e[edge, col] = 1
+        masks.append(_mask(runs, eb - ea)[off:off + n])
+    tx, cds, intron = masks
+    err = _mask(_runs(sm.error_a, a, b), n)
     transitions = trans_e[off:off + n]
-    tx, cds, intron, err = (m[off:off + n, k] for k in range(4))
     # y: the GeenuFF CDS region spans its introns; intron wins over CDS (and UTR introns are
     # introns): class 0 intergenic, 1 UTR, 2 CDS, 3 intron
-    y = _onehot(tx * (1 + (cds | intron).view(np.int8) + intron.view(np.int8)))
+    y = tx * (1 + (cds | intron).view(np.int8) + intron.view(np.int8))
     sample_weights = (~err).view(np.int8)
     # gene_lengths: full transcript length (introns included) where it is covered; max wins
     gene_lengths = np.zeros(n, dtype=np.uint32)
@@ -201,13 +218,12 @@ def label_block(sm, a, b, seq_len):
                 k = done + (p - lo if plus else hi - 1 - p)
                 cls[p - a] = PHASE_PATTERN[(k - phase) % 3]
             done += length
-    phases = _onehot(cls)
-    return y, phases, sample_weights, transitions, gene_lengths
+    return y, cls, sample_weights, transitions, gene_lengths
 
 
-def _rows(block, L, minus):
-    """Rows (k, L, ...) of a forward block, zero-padded at the end of the row; for the minus
-    strand reversed (positions and rows) with the padding kept at the end (views where no
+def _rows(block, L, minus, fill=0):
+    """Rows (k, L, ...) of a forward block, padded with ``fill`` at the end of the row; for the
+    minus strand reversed (positions and rows) with the padding kept at the end (views where no
     padding is needed; the row writer makes each row contiguous)."""
     n = len(block)
     k = -(-n // L)
@@ -216,7 +232,7 @@ def _rows(block, L, minus):
     src = block[::-1] if minus else block
     if tail == L:
         return src.reshape(shape)
-    out = np.zeros((k * L,) + block.shape[1:], dtype=block.dtype)
+    out = np.full((k * L,) + block.shape[1:], fill, dtype=block.dtype)
     if minus:  # the short chunk (the sequence end) is the first minus row
         out[:tail] = src[:tail]
         out[L:] = src[tail:]
@@ -227,27 +243,6 @@ def _rows(block, L, minus):
 
 # ---------------------------------------------------------------------------------------------
 # Writing
-
-
-class _RowWriter(h5layout.RowWriter):
-    """RowWriter that deflates a row whose bases are all alike (all intergenic, no errors, no
-    transitions, ...) once: most rows of gene-sparse genomes, and most sample_weights rows."""
-
-    def __init__(self, dset):
-        super().__init__(dset)
-        self._uniform = {}
-
-    def compress_row(self, row):
-        data = np.ascontiguousarray(row)
-        if data.ndim == 0 or not (np.array_equal(data[0], data[-1])
-                                  and np.array_equal(data[0], data[len(data) // 2])
-                                  and (data == data[0]).all()):
-            return super().compress_row(data)
-        key = data[0].tobytes()
-        chunk = self._uniform.get(key)
-        if chunk is None:
-            chunk = self._uniform[key] = super().compress_row(data)
-        return chunk
 
 
 def export(db_path, out_path, L, write_by, compression, write_x):
@@ -268,7 +263,7 @@ def export(db_path, out_path, L, write_by, compression, write_x):
         data = h5.create_group("data")
         ds = {name: h5layout.create_dataset(data, name, n_total, L, compression) for name in names}
         # the row datasets: chunks deflated in threads and stored directly (h5layout.RowWriter)
-        rw = {name: stack.enter_context(_RowWriter(ds[name])) for name in ROW_DATASETS
+        rw = {name: stack.enter_context(h5layout.RowWriter(ds[name])) for name in ROW_DATASETS
               if name in ds}
         x_prepared = write_x and rw["X"].direct and rw["X"].shuffle and ds["X"].dtype == np.float16
         for i, (cid, seqid, length, models, annotated) in enumerate(coords):
@@ -289,10 +284,14 @@ def export(db_path, out_path, L, write_by, compression, write_x):
                 for plus in (True, False):
                     y, phases, sw, tr, gl = label_block(models[plus], a, b, length)
                     first = base + c0 if plus else base + 2 * n_chunks - c1
-                    y_rows = _rows(y, L, not plus)
+                    y_rows = _rows(y, L, not plus, PAD_CLASS)
                     sw_rows = _rows(sw, L, not plus)
-                    rw["y"].write(first, y_rows)
-                    rw["phases"].write(first, _rows(phases, L, not plus))
+                    for name, cls_rows in (("y", y_rows),
+                                           ("phases", _rows(phases, L, not plus, PAD_CLASS))):
+                        if rw[name].direct:  # one-hot built per row, in the writer's threads
+                            rw[name].write_prepared(first, cls_rows, onehot)
+                        else:
+                            rw[name].write(first, onehot(cls_rows))
                     rw["sample_weights"].write(first, sw_rows)
                     rw["transitions"].write(first, _rows(tr, L, not plus))
                     rw["gene_lengths"].write(first, _rows(gl, L, not plus))
@@ -301,7 +300,7 @@ def export(db_path, out_path, L, write_by, compression, write_x):
                     # the row (padding included) is intergenic.
                     sel = slice(first, first + len(y_rows))
                     ds["err_samples"][sel] = sw_rows.any(axis=1)
-                    ds["fully_intergenic_samples"][sel] = (y_rows[:, :, 0] == 0).all(axis=1)
+                    ds["fully_intergenic_samples"][sel] = (y_rows != 0).all(axis=1)
                     if write_x:
                         # minus rows: reverse-complemented byte codes (padding byte 0 stays 0)
                         x_codes = _rows(codes, L, False) if plus else \

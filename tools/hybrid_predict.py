@@ -179,19 +179,19 @@ class DataFile:
             self.phases = data["phases"] if self.phase else None
 
     def read(self, a, b):
-        """Rows [a, b): model input (b-a, L, 4+2n) float32 and eval arrays, in model layout."""
+        """Rows [a, b): model input (b-a, L, 4+2n) and eval arrays, in model layout. The input
+        is float16, as data/X and Helixer's normalised coverage are; the model casts it."""
         shifts = self.shifts[a:b]
-        x = self.X[a:b].astype(np.float32)
+        x = np.asarray(h5layout.read_rows(self.X, a, b), dtype=np.float16)
         if self.n_bams:
-            parts = [x] + [normalize_coverage(c[a:b], self.norm).astype(np.float32)
-                           for c in self.cov]
+            parts = [x] + [normalize_coverage(c[a:b], self.norm) for c in self.cov]
             x = np.concatenate(parts, axis=-1)
         block = {"x": to_model_layout(x, shifts)}
         if self.eval:
-            block["y"] = to_model_layout(self.y[a:b], shifts)
-            block["sw"] = to_model_layout(self.sw[a:b], shifts)
+            block["y"] = to_model_layout(h5layout.read_rows(self.y, a, b), shifts)
+            block["sw"] = to_model_layout(h5layout.read_rows(self.sw, a, b), shifts)
             if self.phase:
-                block["phases"] = to_model_layout(self.phases[a:b], shifts)
+                block["phases"] = to_model_layout(h5layout.read_rows(self.phases, a, b), shifts)
         return block
 
     def close(self):
@@ -245,9 +245,11 @@ def blocks(data, rows_per_block):
 # ---- prediction --------------------------------------------------------------------------------
 
 class Predictor:
-    """Runs the model on (B, W, C) float32 arrays, W divisible by P; returns (B, W, 4) arrays."""
+    """Runs the model on (B, W, C) arrays, W divisible by P (cast to float16 first: what data/X
+    holds); returns (B, W, 4) arrays of ``output_dtype``, cast inside the graph (float16 for
+    predictions written as they come, float32 where they are averaged or scored)."""
 
-    def __init__(self, model):
+    def __init__(self, model, output_dtype=np.float32):
         tf, _ = network.tf_modules()
         self.model = model
         self.pool_size = network.pool_size(model)
@@ -255,16 +257,18 @@ class Predictor:
         channels = int(model.inputs[0].shape[-1])
         dtype = model.inputs[0].dtype
 
-        @tf.function(input_signature=[tf.TensorSpec((None, None, channels), tf.float32)],
+        out_dtype = tf.as_dtype(output_dtype)
+
+        @tf.function(input_signature=[tf.TensorSpec((None, None, channels), tf.float16)],
                      reduce_retracing=True)
         def fn(x):
             out = model(tf.cast(x, dtype), training=False)
-            return [tf.cast(o, tf.float32) for o in (out if isinstance(out, list) else [out])]
+            return [tf.cast(o, out_dtype) for o in (out if isinstance(out, list) else [out])]
 
         self.fn = fn
 
     def __call__(self, x):
-        outs = self.fn(x)
+        outs = self.fn(np.asarray(x, dtype=np.float16))
         B, W = x.shape[:2]
         return [np.asarray(o).reshape(B, W, 4) for o in outs]
 
@@ -390,8 +394,9 @@ class PredictionsWriter:
                                    else ["predictions"])]
         for key, value in attrs.items():
             self.h5.attrs[key] = value
-        # gzip chunks deflated in threads outside the GIL (h5layout.RowWriter), same bytes
-        self.writers = [h5layout.RowWriter(dset) for dset in self.dsets]
+        # gzip chunks deflated in threads outside the GIL, by the fast deflate (ISA-L): on a
+        # CPU the model and the writer share the cores (h5layout.RowWriter, deflate_chunk)
+        self.writers = [h5layout.RowWriter(dset, fast=True) for dset in self.dsets]
         self.q = queue.Queue(maxsize=3)
         self.error = None
         self.thread = threading.Thread(target=self._work, daemon=True)
@@ -407,12 +412,12 @@ class PredictionsWriter:
             try:
                 a, outs, shifts = item
                 for writer, o in zip(self.writers, outs):
-                    writer.write(a, to_file_layout(o, shifts).astype(np.float16))
+                    writer.write(a, to_file_layout(o, shifts))  # cast to float16 there
             except BaseException as e:
                 self.error = e
 
     def write(self, a, outs, shifts):
-        """Queue rows a.. (model layout, float32); the thread re-aligns, casts and writes."""
+        """Queue rows a.. (model layout); the thread re-aligns, casts to float16 and writes."""
         if self.error is not None:
             raise self.error
         self.q.put((a, outs, shifts))
@@ -484,7 +489,8 @@ def run(args):
     network.setup_tensorflow(threads=threads, gpu_id=args.gpu_id,
                              float_precision=args.float_precision)
     model, n_bams = _load(args)
-    predictor = Predictor(model)
+    # written as predicted: float16 straight from the graph; averaged or scored: float32
+    predictor = Predictor(model, np.float32 if args.overlap or args.eval else np.float16)
     P = predictor.pool_size
     data = DataFile(args.test_data, args.coverage_norm, n_bams, eval_=args.eval,
                     phase=predictor.phase)

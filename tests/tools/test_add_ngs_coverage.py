@@ -123,27 +123,6 @@ def test_slow_path_equals_direct_chunks(tiny, run_tool, monkeypatch):
             np.testing.assert_array_equal(d[..., 0], d[..., 1])
 
 
-@pytest.mark.parametrize("storage", [dict(compression="gzip", shuffle=True),
-                                     dict(compression="gzip"), dict(compression="lzf"), {}])
-def test_y_reader_equals_h5py(tmp_path, storage):
-    """data/y read by inflating chunks directly (or h5py's fallback) equals h5py's own reading,
-    unwritten chunks (fill value) included."""
-    L, rows = 50, 7
-    rng = np.random.default_rng(3)
-    y = np.zeros((rows, L, 4), np.int8)
-    y[np.arange(rows)[:, None], np.arange(L), rng.integers(0, 4, (rows, L))] = 1
-    y[2, 30:] = 0  # padding
-    with h5py.File(tmp_path / "y.h5", "w") as f:
-        d = f.create_dataset("y", shape=y.shape, dtype=np.int8, chunks=(1, L, 4), **storage)
-        for r in range(rows):
-            if r != 4:  # row 4's chunk is never written
-                d[r] = y[r]
-        y[4] = 0
-        read = anc._y_reader(f["y"], L)
-        for r0, r1 in ((0, rows), (0, 3), (5, 7)):
-            np.testing.assert_array_equal(read(r0, r1), y[r0:r1].view("<u4")[..., 0])
-
-
 def test_unindexed_and_unsorted_bam(tmp_path, run_tool):
     h5 = cd.make_h5(tmp_path / "tiny.h5")
     unindexed = cd.make_bam(tmp_path / "noindex.bam", index=False)
