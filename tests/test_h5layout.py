@@ -1,6 +1,7 @@
 """h5layout.RowWriter stores chunks that inflate to exactly what HDF5's own filters compress
 (shuffled bytes included), with and without threads, whatever the order and size of the writes;
 other filters fall back to plain writes."""
+import os
 import zlib
 
 import h5py
@@ -69,10 +70,10 @@ def test_write_prepared_equals_h5py(tmp_path, threads):
         assert _chunks(da) == _chunks(db)
 
 
-@pytest.mark.parametrize("threads,fast", [(1, False), (2, False), (2, True)])
+@pytest.mark.parametrize("threads,fast", [(1, False), (2, False), (2, True), (1, True)])
 def test_backlog_and_size(tmp_path, threads, fast, monkeypatch):
     """More rows than the backlog, in several writes: all stored in place; libdeflate's chunks
-    are no larger than zlib's at the same level (+1 %), the fast deflate's at most 15 % larger."""
+    are no larger than zlib's at the same level (+1 %), ISA-L's at most 25 % larger."""
     monkeypatch.setattr(h5layout.RowWriter, "BACKLOG", 3)
     L, n = 500, 20
     rows = np.random.default_rng(5).choice([0, 0.25, 1], size=(n, L, 4)).astype(np.float16)
@@ -86,7 +87,7 @@ def test_backlog_and_size(tmp_path, threads, fast, monkeypatch):
         assert _chunks(da) == _chunks(db)
         np.testing.assert_array_equal(db[:], rows)
         size = lambda d: sum(d.id.get_chunk_info(i).size for i in range(n))  # noqa: E731
-        assert size(db) <= (1.15 if fast else 1.01) * size(da)
+        assert size(db) <= (1.25 if fast else 1.01) * size(da)
 
 
 def test_failure_in_a_thread_is_raised(tmp_path):
@@ -137,3 +138,25 @@ def test_shuffled_round_trip(dtype):
     size = np.dtype(dtype).itemsize
     assert data.tobytes() == row.view(np.uint8).reshape(-1, size).T.tobytes()
     np.testing.assert_array_equal(h5layout.unshuffled(data.tobytes(), dtype, (7, 4)), row)
+
+
+def test_background_threads_run_niced(tmp_path):
+    """RowWriter(background=True) compresses at a lower priority than the main thread (Linux's
+    per-thread nice value); the main thread keeps its own."""
+    import sys
+    import threading
+
+    seen = []
+
+    def prepare(row):
+        seen.append(os.getpriority(os.PRIO_PROCESS, threading.get_native_id()))
+        return row
+
+    main_nice = os.getpriority(os.PRIO_PROCESS, os.getpid())
+    with h5py.File(tmp_path / "a.h5", "w") as h5:
+        dset = h5layout.create_dataset(h5, "y", 3, 10)
+        with h5layout.RowWriter(dset, threads=2, background=True) as w:
+            w.write_prepared(0, np.zeros((3, 40), np.int8) + np.arange(3)[:, None], prepare)
+    assert os.getpriority(os.PRIO_PROCESS, os.getpid()) == main_nice
+    expected = min(19, main_nice + 10) if sys.platform.startswith("linux") else main_nice
+    assert seen == [expected] * 3

@@ -213,6 +213,7 @@ def prefetch(iterable, depth=2):
         return False
 
     def worker():
+        cli.lower_thread_priority()  # reading yields the cores to the model
         try:
             for item in iterable:
                 if not put(item):
@@ -394,15 +395,17 @@ class PredictionsWriter:
                                    else ["predictions"])]
         for key, value in attrs.items():
             self.h5.attrs[key] = value
-        # gzip chunks deflated in threads outside the GIL, by the fast deflate (ISA-L): on a
-        # CPU the model and the writer share the cores (h5layout.RowWriter, deflate_chunk)
-        self.writers = [h5layout.RowWriter(dset, fast=True) for dset in self.dsets]
+        # gzip chunks deflated in threads outside the GIL, by the fast deflate, at a lower
+        # priority: on a CPU the model and the writer share the cores (h5layout.RowWriter)
+        self.writers = [h5layout.RowWriter(dset, fast=True, background=True)
+                        for dset in self.dsets]
         self.q = queue.Queue(maxsize=3)
         self.error = None
         self.thread = threading.Thread(target=self._work, daemon=True)
         self.thread.start()
 
     def _work(self):
+        cli.lower_thread_priority()  # writing yields the cores to the model
         while True:
             item = self.q.get()
             if item is None:

@@ -144,6 +144,21 @@ def atomic_update(path):
             os.unlink(tmp)
 
 
+def lower_thread_priority(steps=10):
+    """Run the calling thread ``steps`` nice levels below the main thread (Linux, where the nice
+    value is per thread; elsewhere nothing): for I/O threads that should use the cores a
+    computation leaves idle instead of preempting it."""
+    if not sys.platform.startswith("linux"):
+        return
+    import threading
+
+    try:
+        nice = min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + steps)
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)
+    except OSError:
+        pass
+
+
 class Progress:
     """Progress messages on stderr (INFO level, so ``--quiet`` silences them), rate-limited."""
 

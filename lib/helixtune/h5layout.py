@@ -15,7 +15,7 @@ import numpy as np
 from isal import isal_zlib
 
 import helixtune
-from helixtune.cli import UserError
+from helixtune.cli import UserError, lower_thread_priority
 
 DEFAULT_SUBSEQUENCE_LENGTH = 21384
 #: Maximum byte lengths of the fixed-size string datasets.
@@ -108,12 +108,13 @@ def deflate_chunk(data, level, fast=False):
     """A zlib stream of ``data`` (bytes or a C-contiguous array), as HDF5's deflate filter
     stores a chunk: any zlib (HDF5, h5py, HelixerPost) inflates it.
 
-    Deflated by libdeflate at the dataset's level: about twice as fast as zlib at the same level,
-    and no larger. ``fast``: by ISA-L at its level 3, whatever the dataset's level, about three
-    times faster again for chunks ~10 % larger; for outputs written while the CPU is busy with
-    the work that makes them (predictions). Sizes and speeds: benchmarks/README.md."""
+    Deflated by libdeflate at the dataset's ``level``: about twice as fast as zlib at the same
+    level, and no larger. ``fast``: by ISA-L at its level 1 instead, whatever the dataset
+    records: 5-10x faster again, for larger chunks; for rows that are long runs (labels, whose
+    chunks are tiny anyway) and for outputs written while the CPU is busy making them
+    (predictions, ~15 % larger). Sizes and speeds: benchmarks/README.md."""
     if fast:
-        return isal_zlib.compress(data, 3)
+        return isal_zlib.compress(data, 1)
     return deflate.zlib_compress(data, level)
 
 
@@ -202,7 +203,7 @@ class RowWriter:
     #: rows compressed ahead of being stored (bounds the memory held by rows in flight)
     BACKLOG = 64
 
-    def __init__(self, dset, threads=None, fast=False):
+    def __init__(self, dset, threads=None, fast=False, background=False):
         self.dset = dset
         self.fast = fast  # see deflate_chunk
         self.threads = compression_threads() if threads is None else threads
@@ -211,8 +212,10 @@ class RowWriter:
         self._shuffle = dset.shuffle and dset.dtype.itemsize > 1
         #: True when chunks are shuffled before deflate (what ``write_prepared`` must produce).
         self.shuffle = self._shuffle
-        self._pool = (concurrent.futures.ThreadPoolExecutor(self.threads)
-                      if self.direct and self.threads > 1 else None)
+        # background: the threads yield the cores to the caller's computation (predictions)
+        self._pool = (concurrent.futures.ThreadPoolExecutor(
+            self.threads, initializer=lower_thread_priority if background else None)
+            if self.direct and self.threads > 1 else None)
         self._pending = collections.deque()  # (chunk offset, future of its stored bytes)
         self._uniform = {}  # chunk of a row whose positions are all alike, by value
 
@@ -255,7 +258,8 @@ class RowWriter:
         alike (all intergenic labels, a row of Ns, ...: most rows of gene-sparse genomes)."""
         item = np.asarray(item)
         first = item[0]
-        if not (np.array_equal(first, item[-1]) and (item == first).all()):
+        # 17 samples first: most rows that are not uniform fail there, cheaply
+        if not ((item[::max(1, len(item) // 16)] == first).all() and (item == first).all()):
             return compress(item)
         key = (item.dtype.str, item.shape, first.tobytes())
         chunk = self._uniform.get(key)
