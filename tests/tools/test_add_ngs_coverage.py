@@ -286,9 +286,10 @@ def test_kill_leaves_file_unchanged(shared_data, pombe_data, tmp_path):
     duration = time.monotonic() - t0
     rng = random.Random(6)
     unchanged = 0
+    env = dict(os.environ, TMPDIR=str(tmp_path))  # a killed run's temporary directory stays here
     for k in range(7):
         parts = sorted(tmp_path.glob(".p.h5.*.part"))
-        proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL)
+        proc = subprocess.Popen(cmd, stderr=subprocess.DEVNULL, env=env)
         time.sleep(rng.uniform(0.02, 0.9) * duration)
         proc.send_signal(signal.SIGTERM if k == 6 else signal.SIGKILL)
         proc.wait()
