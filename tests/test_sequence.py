@@ -27,8 +27,9 @@ def test_valid_bytes():
     assert b"ACGU-*".translate(None, VALID_BYTES) == b"U-*"
 
 
-def test_encode_shuffled_is_hdf5_shuffle_of_encode():
-    from helixtune.sequence import encode_shuffled
+def test_shuffled_encode_is_hdf5_shuffle_of_encode():
+    """What RowWriter deflates for a row of data/X: h5layout.shuffled of the encoded codes."""
+    from helixtune import h5layout
     codes = np.random.default_rng(2).integers(0, 256, 1000, dtype=np.uint8)
     expected = encode(codes).view(np.uint8).reshape(-1, 2).T.tobytes()
-    assert encode_shuffled(codes) == expected
+    assert h5layout.shuffled(encode(codes)).tobytes() == expected

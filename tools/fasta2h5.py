@@ -7,7 +7,7 @@ import numpy as np
 
 from helixtune import cli, h5layout
 from helixtune.fasta import iter_blocks, scan
-from helixtune.sequence import COMPLEMENT, encode, encode_shuffled
+from helixtune.sequence import COMPLEMENT, encode
 
 log = logging.getLogger("helixtune.fasta2h5")
 
@@ -71,17 +71,9 @@ def convert(fasta_path, out_path, species, subsequence_length, write_by, compres
             dsets["start_ends"][rows] = h5layout.start_ends(rec.length, L)
         chunk_in_seq = 0
         current = -1
-        # X's chunks are compressed in threads and stored as HDF5's filters would store them;
-        # with gzip + shuffle each row goes from byte codes to shuffled bytes directly.
+        # X's rows are encoded from byte codes and compressed in threads, and stored as HDF5's
+        # filters would store them (h5layout.RowWriter)
         with h5layout.RowWriter(dsets["X"]) as X:
-            prepared = X.direct and X.shuffle and X.dset.dtype == np.float16
-
-            def write(start, codes):
-                if prepared:
-                    X.write_prepared(start, codes, encode_shuffled)
-                else:
-                    X.write(start, encode(codes))
-
             for index, block in iter_blocks(fasta_path, write_by):
                 if index != current:
                     current, chunk_in_seq = index, 0
@@ -89,8 +81,8 @@ def convert(fasta_path, out_path, species, subsequence_length, write_by, compres
                 plus, minus = _row_codes(block, L)
                 k = len(plus)
                 base = first_row[index]
-                write(base + chunk_in_seq, plus)
-                write(base + 2 * n_chunks - chunk_in_seq - k, minus)
+                X.write_from(base + chunk_in_seq, plus, encode)
+                X.write_from(base + 2 * n_chunks - chunk_in_seq - k, minus, encode)
                 chunk_in_seq += k
                 progress.update(len(block))
         h5layout.write_root_attrs(h5, fasta_path)

@@ -9,7 +9,7 @@ import h5py
 import numpy as np
 
 from helixtune import cli, geenuffdb, h5layout
-from helixtune.sequence import COMPLEMENT, encode, encode_shuffled
+from helixtune.sequence import COMPLEMENT, encode
 
 log = logging.getLogger("helixtune.geenuff2h5")
 
@@ -267,7 +267,6 @@ def export(db_path, out_path, L, write_by, compression, write_x):
         # stay tiny; X keeps libdeflate at the recorded level: its size matters)
         rw = {name: stack.enter_context(h5layout.RowWriter(ds[name], fast=name != "X"))
               for name in ROW_DATASETS if name in ds}
-        x_prepared = write_x and rw["X"].direct and rw["X"].shuffle and ds["X"].dtype == np.float16
         for i, (cid, seqid, length, models, annotated) in enumerate(coords):
             base, n_chunks = int(first_row[i]), counts[i] // 2
             rows = slice(base, base + 2 * n_chunks)
@@ -288,12 +287,9 @@ def export(db_path, out_path, L, write_by, compression, write_x):
                     first = base + c0 if plus else base + 2 * n_chunks - c1
                     y_rows = _rows(y, L, not plus, PAD_CLASS)
                     sw_rows = _rows(sw, L, not plus)
-                    for name, cls_rows in (("y", y_rows),
-                                           ("phases", _rows(phases, L, not plus, PAD_CLASS))):
-                        if rw[name].direct:  # one-hot built per row, in the writer's threads
-                            rw[name].write_prepared(first, cls_rows, onehot)
-                        else:
-                            rw[name].write(first, onehot(cls_rows))
+                    # one-hot built per row, in the writer's threads
+                    rw["y"].write_from(first, y_rows, onehot)
+                    rw["phases"].write_from(first, _rows(phases, L, not plus, PAD_CLASS), onehot)
                     rw["sample_weights"].write(first, sw_rows)
                     rw["transitions"].write(first, _rows(tr, L, not plus))
                     rw["gene_lengths"].write(first, _rows(gl, L, not plus))
@@ -307,10 +303,7 @@ def export(db_path, out_path, L, write_by, compression, write_x):
                         # minus rows: reverse-complemented byte codes (padding byte 0 stays 0)
                         x_codes = _rows(codes, L, False) if plus else \
                             COMPLEMENT[_rows(codes, L, True)]
-                        if x_prepared:
-                            rw["X"].write_prepared(first, x_codes, encode_shuffled)
-                        else:
-                            rw["X"].write(first, encode(x_codes))
+                        rw["X"].write_from(first, x_codes, encode)
                 progress.update(b - a)
         h5layout.write_root_attrs(h5, db_path)
     con.close()

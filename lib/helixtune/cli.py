@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
+import threading
 import time
 
 log = logging.getLogger("helixtune")
@@ -150,8 +151,6 @@ def lower_thread_priority(steps=10):
     computation leaves idle instead of preempting it."""
     if not sys.platform.startswith("linux"):
         return
-    import threading
-
     try:
         nice = min(19, os.getpriority(os.PRIO_PROCESS, os.getpid()) + steps)
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), nice)

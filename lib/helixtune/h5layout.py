@@ -189,7 +189,7 @@ def read_rows(dset, start, stop):
 
 class RowWriter:
     """Write whole rows of a dataset chunked one row per chunk (Helixer's layout), compressing
-    the chunks in threads (libdeflate releases the GIL) and storing them with
+    the chunks in threads (libdeflate and ISA-L release the GIL) and storing them with
     ``write_direct_chunk``.
 
     With threads, :meth:`write` returns before its rows are compressed, so the caller prepares
@@ -209,9 +209,8 @@ class RowWriter:
         self.threads = compression_threads() if threads is None else threads
         self.direct = _one_row_gzip(dset)
         self._level = dset.compression_opts
-        self._shuffle = dset.shuffle and dset.dtype.itemsize > 1
-        #: True when chunks are shuffled before deflate (what ``write_prepared`` must produce).
-        self.shuffle = self._shuffle
+        #: True when chunks are shuffled before deflate (HDF5's shuffle filter, multi-byte types)
+        self.shuffle = dset.shuffle and dset.dtype.itemsize > 1
         # background: the threads yield the cores to the caller's computation (predictions)
         self._pool = (concurrent.futures.ThreadPoolExecutor(
             self.threads, initializer=lower_thread_priority if background else None)
@@ -223,7 +222,7 @@ class RowWriter:
         """The stored (deflated) chunk of one row, as HDF5's shuffle + deflate filters store it.
 
         :meth:`write` calls it for each row, from worker threads when there is a pool."""
-        data = shuffled(row) if self._shuffle else np.ascontiguousarray(row)
+        data = shuffled(row) if self.shuffle else np.ascontiguousarray(row)
         return deflate_chunk(data, self._level, self.fast)
 
     def write(self, start, rows):
@@ -233,14 +232,16 @@ class RowWriter:
             return
         self._submit(start, self.compress_row, np.asarray(rows, dtype=self.dset.dtype))
 
-    def write_prepared(self, start, items, prepare):
-        """Store one row per item as rows ``start`` ..., where ``prepare(item)`` returns the
-        row's bytes exactly as they enter deflate (shuffled if :attr:`shuffle`), as bytes or a
-        C-contiguous array; ``item`` is an array along the row's positions. Only for
-        :attr:`direct` writers; lets a caller skip building the rows as arrays."""
-        assert self.direct, "write_prepared needs a direct (gzip, one row per chunk) writer"
-        level, fast = self._level, self.fast
-        self._submit(start, lambda item: deflate_chunk(prepare(item), level, fast), items)
+    def write_from(self, start, items, make_row):
+        """Store ``make_row(item)`` for each item as rows ``start`` ...; ``item`` is an array
+        along the row's positions (byte codes, classes). Direct writers make each row in the
+        compression threads, so the caller never builds the rows of a block at once."""
+        if not self.direct:
+            self.write(start, np.stack([make_row(item) for item in items]))
+            return
+        dtype = self.dset.dtype
+        self._submit(start, lambda item: self.compress_row(np.asarray(make_row(item), dtype)),
+                     items)
 
     def _submit(self, start, compress, items):
         zeros = (0,) * (self.dset.ndim - 1)

@@ -23,11 +23,6 @@ VALID_BYTES = bytes(np.flatnonzero(VALID_BYTE).tolist())
 #: The four float16 channels of a code as one uint64: one 1-D ``take`` encodes (fast).
 _ENCODE64 = ENCODE_TABLE.view(np.uint64).ravel()
 
-#: byte -> the first / second memory bytes of its four float16 channels, as one uint32 each.
-_BYTES = ENCODE_TABLE.view(np.uint8).reshape(256, 4, 2)
-_FIRST32 = np.ascontiguousarray(_BYTES[:, :, 0]).view(np.uint32).ravel()
-_SECOND32 = np.ascontiguousarray(_BYTES[:, :, 1]).view(np.uint32).ravel()
-
 #: byte -> byte of the complementary code (A<->T, C<->G, R<->Y, K<->M, B<->V, D<->H; S, W, N
 #: and other bytes unchanged, case kept). encode(COMPLEMENT[c]) is encode(c) with the channels
 #: reversed, so reverse-complementing codes before encoding equals Helixer's flip of the one-hot.
@@ -43,14 +38,6 @@ def encode(seq):
     codes = np.frombuffer(seq, dtype=np.uint8) if isinstance(seq, (bytes, bytearray)) else seq
     # mode="clip": uint8 codes are always in range, and it skips the slow bounds check
     return _ENCODE64.take(codes, mode="clip").view(np.float16).reshape(codes.shape + (4,))
-
-
-def encode_shuffled(codes):
-    """``encode(codes)`` as HDF5's shuffle filter arranges it (element size 2): the first bytes of
-    all float16 values, then all second bytes. Built from two small tables, with no float16
-    array in between: what a one-row chunk of ``data/X`` is before deflate."""
-    return (_FIRST32.take(codes, mode="clip").tobytes()
-            + _SECOND32.take(codes, mode="clip").tobytes())
 
 
 def reverse_complement(onehot):
