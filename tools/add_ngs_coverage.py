@@ -28,10 +28,10 @@ try:
 finally:
     if _blas_set:
         del os.environ[_BLAS_ENV]
-import pysam
 
 from helixtune import cli, h5layout
 from helixtune.lzfchunks import row_chunks
+from helixtune_tools import _bam
 
 log = logging.getLogger("helixtune.add_ngs_coverage")
 
@@ -178,49 +178,27 @@ class MaskCounter:
 # The BAM side: counting (runs in worker processes)
 
 
-#: CIGAR operations that consume the reference; those counted as coverage; as spliced coverage.
-_CONSUMES = np.zeros(256, bool)
-_CONSUMES[list(b"MDN=X")] = True
-_ALIGNED = np.zeros(256, bool)
-_ALIGNED[list(b"M=X")] = True
-_GAP = np.zeros(256, bool)
-_GAP[list(b"DN")] = True
-_NOT_DIGIT = np.ones(256, bool)
-_NOT_DIGIT[list(b"0123456789")] = False
-
-
-def parse_cigars(cigars):
-    """Vectorised CIGAR strings -> (read index, op character, length) of every operation."""
-    lens = np.fromiter(map(len, cigars), dtype=np.int64, count=len(cigars))
-    text = np.frombuffer("".join(cigars).encode(), dtype=np.uint8)
-    is_op = _NOT_DIGIT[text]
-    op_pos = np.flatnonzero(is_op)
-    read = np.searchsorted(np.cumsum(lens), op_pos, side="right")
-    digit_pos = np.flatnonzero(~is_op)
-    owner = np.searchsorted(op_pos, digit_pos)
-    power = np.power(10.0, op_pos[owner] - 1 - digit_pos)
-    length = np.bincount(owner, weights=(text[digit_pos] - 48) * power,
-                         minlength=len(op_pos)).round().astype(np.int64)
-    return read, text[op_pos], length
+#: CIGAR operations (BAM codes) that consume the reference; counted as coverage; as spliced.
+_CONSUMES = np.zeros(16, bool)
+_CONSUMES[[_bam.MATCH, _bam.DEL, _bam.SKIP, _bam.EQUAL, _bam.DIFF]] = True
+_ALIGNED = np.zeros(16, bool)
+_ALIGNED[[_bam.MATCH, _bam.EQUAL, _bam.DIFF]] = True
+_GAP = np.zeros(16, bool)
+_GAP[[_bam.DEL, _bam.SKIP]] = True
 
 
 def count_reads(task):
     """Aligned blocks of the usable reads of one BAM on one sequence.
 
-    Python only collects flag, position and CIGAR per record; everything else is vectorised.
     Returns a dict: 'cov' and 'spliced' = [(starts, ends) for + strand, for - strand] (int64),
     'mid' (read midpoints) and 'fs_minus' (transcript strand if read 1 were sense), counters.
     """
-    bam_path, index_path, seqid, mode, shift = task
-    flags, positions, cigars = [], [], []
-    add_flag, add_pos, add_cigar = flags.append, positions.append, cigars.append
-    with pysam.AlignmentFile(bam_path, "rb", index_filename=index_path) as bam:
-        for read in bam.fetch(seqid):
-            add_flag(read.flag)
-            add_pos(read.reference_start)
-            add_cigar(read.cigarstring or "")
-    flag = np.array(flags, dtype=np.int64)
-    pos = np.array(positions, dtype=np.int64)
+    bam_path, tid, span, mode, shift = task
+    if span is None:  # no reads on this sequence
+        empty = np.zeros(0, np.int64)
+        flag, pos, read, op, length = empty, empty, empty, empty, empty
+    else:
+        flag, pos, read, op, length = _bam.alignments(bam_path, tid, span)
     unmapped = (flag & 0x4) != 0
     secondary = ~unmapped & ((flag & 0x100) != 0)
     qcfail = ~unmapped & ~secondary & ((flag & 0x200) != 0)
@@ -231,7 +209,6 @@ def count_reads(task):
     if shift:
         pos = pos + np.where(rev, SHIFT_MINUS, SHIFT_PLUS)
 
-    read, op, length = parse_cigars(cigars)
     keep = used[read]
     read, op, length = read[keep], op[keep], length[keep]
     ref_len = np.where(_CONSUMES[op], length, 0)
@@ -255,7 +232,7 @@ def count_reads(task):
             "mid": ((pos + read_end) >> 1)[used], "fs_minus": fs[used],
             "counts": {"used": int(used.sum()), "unmapped": int(unmapped.sum()),
                        "secondary": int(secondary.sum()), "qc_fail": int(qcfail.sum()),
-                       "spliced_blocks": int((op == ord("N")).sum())}}
+                       "spliced_blocks": int((op == _bam.SKIP).sum())}}
 
 
 def coverage_runs(starts, ends, seq_len, L):
@@ -308,25 +285,34 @@ def rows_as_runs(runs, layout, i):
 
 
 def prepare_bam(path, layout, tmpdir):
-    """Check a BAM against the file's sequences; return the index path to use (None = its own)."""
+    """Check a BAM against the file's sequences; return the BAM to read (itself or a sorted
+    temporary copy) and, per sequence of the file, its (reference id, index span) there."""
     if not os.path.exists(path):
         raise cli.UserError(f"BAM file {path!r} does not exist")
+    base = os.path.join(tmpdir, f"{len(os.listdir(tmpdir))}_{os.path.basename(path)}.bam")
     try:
-        bam = pysam.AlignmentFile(path, "rb", check_sq=False)
-    except (ValueError, OSError) as e:
-        with open(path, "rb") as fh:
-            head = fh.read(4)
-        hint = ""
-        if head.startswith(b"CRAM"):
-            hint = f"; it is CRAM: convert it with samtools view -b -T genome.fa -o x.bam {path}"
-        elif head[:1] == b"@":
-            hint = f"; it looks like SAM text: convert it with samtools view -b -o x.bam {path}"
-        raise cli.UserError(f"{path}: not a readable BAM file ({e}){hint}") from None
-    with bam:
-        refs = dict(zip(bam.references, bam.lengths))
-        is_bam = bam.is_bam
-        has_index = is_bam and bam.has_index()
-        sort_order = bam.header.to_dict().get("HD", {}).get("SO", "unknown")
+        text, refs = _bam.read_header(path)
+    except _bam.NotBamError:  # SAM or CRAM: pysam converts it or says what is wrong
+        readable, index = _convert(path, base)
+        _, refs = _bam.read_header(readable)
+        check_references(path, dict(refs), layout)
+    except OSError as e:
+        raise cli.UserError(f"{path}: cannot be read ({e})") from None
+    else:
+        check_references(path, dict(refs), layout)
+        readable, index = path, _bam.find_index(path)
+        if index is None:
+            readable, index = _index(path, base, text)
+        elif os.path.getmtime(index) < os.path.getmtime(path):
+            log.warning("%s: its index %s is older than the BAM file; if the BAM changed since, "
+                        "re-index it with samtools index", path, index)
+    spans = _bam.reference_spans(index, len(refs))
+    tid = {name: k for k, (name, _) in enumerate(refs)}
+    return readable, {s: (tid[s], spans[tid[s]]) for s in layout.seqids}
+
+
+def check_references(path, refs, layout):
+    """Every sequence of the file must be a reference of the BAM, with the same length."""
     missing = [s for s in layout.seqids if s not in refs]
     wrong = [f"{s} ({refs[s]} bp in the BAM, {n} bp in the HDF5 file)"
              for s, n in zip(layout.seqids, layout.lengths) if s in refs and refs[s] != n]
@@ -345,24 +331,53 @@ def prepare_bam(path, layout, tmpdir):
     if others:
         log.info("%s: %d BAM references are not sequences of this species in the file; their "
                  "reads are ignored", path, others)
-    if has_index:
-        return path, None
-    base = os.path.join(tmpdir, f"{len(os.listdir(tmpdir))}_{os.path.basename(path)}.bam")
-    if is_bam:
-        try:
-            pysam.index(path, base + ".bai")
-            log.warning("%s has no index; indexed it into a temporary directory. To save this "
-                        "step next time run: samtools index %s", path, path)
-            return path, base + ".bai"
-        except pysam.utils.SamtoolsError:
-            pass
-        log.warning("%s is not sorted by coordinate (header SO:%s); sorting it into a temporary "
-                    "directory. To save this step next time run: samtools sort -o sorted.bam %s "
-                    "&& samtools index sorted.bam", path, sort_order, path)
-    else:
-        log.warning("%s is not BAM (SAM or CRAM); converting it into a sorted temporary BAM. To "
-                    "save this step next time run: samtools sort -o sorted.bam %s && samtools "
-                    "index sorted.bam", path, path)
+
+
+def _index(path, base, header_text):
+    """Index a BAM without an index into ``base``.bai, or sort it into ``base`` first if it is
+    not sorted by coordinate. Returns the BAM to read and its index."""
+    import pysam  # only for these rare cases: its import costs ~20 ms at every start
+
+    try:
+        pysam.index(path, base + ".bai")
+        log.warning("%s has no index; indexed it into a temporary directory. To save this step "
+                    "next time run: samtools index %s", path, path)
+        return path, base + ".bai"
+    except pysam.utils.SamtoolsError:
+        pass
+    hd = next((line for line in header_text.splitlines() if line.startswith("@HD")), "")
+    sort_order = next((f[3:] for f in hd.split("\t") if f.startswith("SO:")), "unknown")
+    log.warning("%s is not sorted by coordinate (header SO:%s); sorting it into a temporary "
+                "directory. To save this step next time run: samtools sort -o sorted.bam %s "
+                "&& samtools index sorted.bam", path, sort_order, path)
+    return _sort(path, base)
+
+
+def _convert(path, base):
+    """A SAM or CRAM file (anything pysam reads) as a sorted, indexed temporary BAM ``base``."""
+    import pysam
+
+    try:
+        pysam.AlignmentFile(path, "rb", check_sq=False).close()
+    except (ValueError, OSError) as e:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        hint = ""
+        if head.startswith(b"CRAM"):
+            hint = f"; it is CRAM: convert it with samtools view -b -T genome.fa -o x.bam {path}"
+        elif head[:1] == b"@":
+            hint = f"; it looks like SAM text: convert it with samtools view -b -o x.bam {path}"
+        raise cli.UserError(f"{path}: not a readable BAM file ({e}){hint}") from None
+    log.warning("%s is not BAM (SAM or CRAM); converting it into a sorted temporary BAM. To save "
+                "this step next time run: samtools sort -o sorted.bam %s && samtools index "
+                "sorted.bam", path, path)
+    return _sort(path, base)
+
+
+def _sort(path, base):
+    """Sort ``path`` into the BAM ``base`` and index it; return both paths."""
+    import pysam
+
     try:
         pysam.sort("-o", base, path)
         pysam.index(base, base + ".bai")
@@ -532,7 +547,8 @@ def add_coverage(args, mode):
         bams = [prepare_bam(b, layout, tmpdir) for b in args.bam]
         if len(set(args.bam)) < len(args.bam):
             log.warning("the same BAM is given more than once; each gets its own column")
-        tasks = [(b, idx, sid, mode, args.shift) for sid in layout.seqids for b, idx in bams]
+        tasks = [(readable, *spans[sid], mode, args.shift)
+                 for sid in layout.seqids for readable, spans in bams]
         n_proc = min(args.threads, len(tasks), os.cpu_count() or 1) if args.threads > 1 else 1
         if n_proc > 1:
             import multiprocessing  # only here: its import costs ~6 ms at every start
@@ -646,7 +662,7 @@ def main_cli():
             raise
         code = e.code
     # By now every file is written, closed and renamed, the pool and the temporary directory are
-    # gone. Skip the interpreter's teardown of numpy, h5py and pysam (~25 ms CPU, about a fifth of
+    # gone. Skip the interpreter's teardown of numpy and h5py (~25 ms CPU, about a fifth of
     # what merely reading the BAMs costs): flush what is buffered and exit with the same code.
     logging.shutdown()
     for stream in (sys.stdout, sys.stderr):
