@@ -555,7 +555,7 @@ def add_coverage(args, mode):
 
             pool = stack.enter_context(multiprocessing.get_context("fork").Pool(
                 n_proc, initializer=_worker_init))
-            results = _bounded_imap(pool, count_reads, tasks, 2 * n_proc)
+            results = _bounded_imap(pool, count_reads, tasks, max(2 * n_proc, len(bams)))
         else:
             results = map(count_reads, tasks)
         summaries = [BamSummary(b) for b in args.bam]
@@ -622,15 +622,20 @@ def main(argv=None):
 
 def _bounded_imap(pool, func, tasks, window):
     """Like ``pool.imap`` (results in task order) with at most ``window`` tasks in flight, so
-    finished results never pile up faster than they are written."""
+    finished results never pile up faster than they are written. The first ``window`` tasks
+    start at once (while the caller prepares), not at the first ``next()``."""
     tasks = iter(tasks)
     pending = collections.deque(pool.apply_async(func, (t,))
                                 for t in itertools.islice(tasks, window))
-    while pending:
-        result = pending.popleft().get()
-        for t in itertools.islice(tasks, 1):
-            pending.append(pool.apply_async(func, (t,)))
-        yield result
+
+    def results():
+        while pending:
+            result = pending.popleft().get()
+            for t in itertools.islice(tasks, 1):
+                pending.append(pool.apply_async(func, (t,)))
+            yield result
+
+    return results()
 
 
 def check_free_space(path):
