@@ -8,6 +8,10 @@ the best of --repeats wall times and CPU times (user + sys) is reported, and the
 largest process (pool workers included).
 
     python benchmarks/add_ngs_coverage.py [--shared-data ../shared/data] [--repeats 3]
+
+With ``--deep-reads N [N ...]`` it measures memory against depth instead: for each N, a synthetic
+coordinate-sorted BAM of N paired reads (100 bp, a third spliced) on one 200 kb sequence, and
+the tool's peak RSS (``--threads 1``); memory should not grow with N.
 """
 import argparse
 import json
@@ -50,12 +54,65 @@ def measure(cmd, env=None):
     return float(out[1]), int(out[2]) / 1024, int(out[3]), float(out[4])
 
 
+def deep_bam(path, n_reads, length=200_000, seed=1):
+    """N sorted paired 100 bp reads (every third spliced) on one sequence, indexed."""
+    import numpy as np
+    import pysam
+
+    header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "c", "LN": length}]}
+    rng = np.random.default_rng(seed)
+    starts = np.sort(rng.integers(0, length - 300, n_reads)).tolist()
+    flags = rng.choice([99, 147, 83, 163], n_reads).tolist()
+    with pysam.AlignmentFile(str(path), "wb", header=header) as out:
+        read = pysam.AlignedSegment(out.header)
+        read.query_name, read.reference_id, read.mapping_quality = "r", 0, 60
+        read.query_sequence = "A" * 100
+        for k, (start, flag) in enumerate(zip(starts, flags)):
+            read.flag, read.reference_start = flag, start
+            read.cigarstring = "50M100N50M" if k % 3 == 0 else "100M"
+            out.write(read)
+    pysam.index(str(path))
+
+
+def deep(exe, counts):
+    """Peak RSS of the tool against the number of reads on one sequence (one JSON line each)."""
+    import numpy as np
+
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = pathlib.Path(tmp)
+        with h5py.File(tmp / "deep.h5", "w") as h5:  # one 200 kb sequence, rows of 21,384 bp
+            L, n = 21384, 200_000
+            starts = np.arange(0, n, L)
+            se = [(a, min(a + L, n)) for a in starts] + [(min(a + L, n), a) for a in starts[::-1]]
+            h5.create_dataset("data/X", shape=(len(se), L, 4), dtype="f2", chunks=(1, L, 4))
+            h5.create_dataset("data/seqids", data=np.array([b"c"] * len(se), "S50"))
+            h5.create_dataset("data/species", data=np.array([b"s"] * len(se), "S25"))
+            h5.create_dataset("data/start_ends", data=np.array(se, np.int64))
+        for n_reads in counts:
+            bam = tmp / f"deep{n_reads}.bam"
+            deep_bam(bam, n_reads)
+            target = tmp / "t.h5"
+            shutil.copyfile(tmp / "deep.h5", target)
+            wall, rss, _, _ = measure([exe, "-s", "s", "-d", str(target), "-b", str(bam),
+                                       "--quiet", "--second-read-is-sense-strand",
+                                       "--threads", "1"])
+            print(json.dumps({"tool": "add_ngs_coverage.py", "input": "synthetic, one 200 kb "
+                              "sequence", "reads": n_reads, "wall_s": round(wall, 2),
+                              "reads_per_s": round(n_reads / wall), "peak_rss_mb": round(rss, 1)}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--shared-data", default=os.environ.get("HELIXTUNE_SHARED_DATA",
                                                                ROOT.parent / "shared" / "data"))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--deep-reads", type=int, nargs="+",
+                        help="measure peak RSS against depth on synthetic BAMs of these sizes")
     args = parser.parse_args()
+    if args.deep_reads:
+        exe = shutil.which("add_ngs_coverage.py", path=str(pathlib.Path(sys.executable).parent))
+        deep(exe, args.deep_reads)
+        return
     data = pathlib.Path(args.shared_data)
     bams = [str(data / "schizosaccharomyces_pombe" / "bam" / f"{b}.chrI.hisat2.bam") for b in BAMS]
     exe = shutil.which("add_ngs_coverage.py", path=str(pathlib.Path(sys.executable).parent))

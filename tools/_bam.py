@@ -17,8 +17,8 @@ from helixtune import cli
 
 #: CIGAR operation codes (BAM): M I D N S H P = X
 MATCH, INS, DEL, SKIP, SOFT_CLIP, HARD_CLIP, PAD, EQUAL, DIFF = range(9)
-#: Compressed bytes read per step while streaming a reference's records.
-READ_SIZE = 1 << 20
+#: Compressed bytes read at a time, and most inflated bytes handed on at a time (plus one block).
+READ_SIZE, CHUNK_SIZE = 1 << 20, 4 << 20
 #: Largest record accepted (a larger length means a corrupt file or a stale index).
 MAX_RECORD = 1 << 28
 _BAI_PSEUDO_BIN = 37450
@@ -38,7 +38,7 @@ def _blocks(fh, path, limit=None, step=None):
     """Inflate the BGZF blocks of ``fh`` from its current position, ``step`` (READ_SIZE) bytes at
     a time, up to the end of the file or up to the block at file offset ``limit``, that included.
 
-    Yields the inflated data of the whole blocks read in each step.
+    Yields the inflated data of whole blocks, CHUNK_SIZE bytes or a little more at a time.
     """
     pending = b""
     offset = fh.tell()
@@ -47,7 +47,7 @@ def _blocks(fh, path, limit=None, step=None):
         want = step if limit is None else min(step, limit + (1 << 16) - fh.tell())
         chunk = fh.read(want) if want > 0 else b""
         data = pending + chunk
-        out, p, n = [], 0, len(data)
+        out, inflated, p, n = [], 0, 0, len(data)
         while p + 18 <= n:
             if data[p:p + 4] != b"\x1f\x8b\x08\x04" or data[p + 12:p + 14] != b"BC":
                 raise BamError(f"{path}: not BGZF-compressed at byte {offset + p}")
@@ -60,7 +60,11 @@ def _blocks(fh, path, limit=None, step=None):
                 raise BamError(f"{path}: damaged BGZF block at byte {offset + p} (checksum or "
                                "size mismatch)") from None
             p += size
-        if out or p:
+            inflated += len(out[-1])
+            if inflated >= CHUNK_SIZE:
+                yield b"".join(out)
+                out, inflated = [], 0
+        if out:
             yield b"".join(out)
         offset += p
         pending = data[p:]
@@ -168,13 +172,14 @@ def _spans(data, p, n_ref, pseudo_bin, csi, index_path):
 
 
 def alignments(path, tid, span):
-    """Flag, position and CIGAR of every record of reference ``tid`` in ``span`` (virtual offsets).
+    """Flag, position and CIGAR of the records of reference ``tid`` in ``span`` (virtual
+    offsets), in chunks of up to ~READ_SIZE compressed bytes (whole records).
 
-    Returns (flag, pos) per record and (record index, op, length) per CIGAR operation, int64.
+    Yields per chunk (flag, pos) per record and (record index in the chunk, op, length) per
+    CIGAR operation, int64.
     """
-    flags, positions, reads, ops, lengths = [], [], [], [], []
-    n_records = 0
     begin, end = span
+    first = True
     with open(path, "rb") as fh:
         fh.seek(begin >> 16)
         carry, skip = b"", begin & 0xFFFF
@@ -182,31 +187,23 @@ def alignments(path, tid, span):
             data = carry + inflated[skip:] if carry else inflated[skip:]
             skip = 0
             starts, stop = _record_starts(data, path)
-            if len(starts):
-                fields = _fields(data, starts, path)
-                same = fields[0] == tid
-                done = not same.all()
-                if done:
-                    if not same[0] and n_records == 0:
-                        raise BamError(f"{path}: the index does not match the file (the first "
-                                       "record of a reference is not there); re-index it with "
-                                       "samtools index")
-                    keep = int(np.argmin(same))
-                    fields = _fields(data, starts[:keep], path)
-                _, pos, flag, read, op, length = fields
-                flags.append(flag)
-                positions.append(pos)
-                reads.append(read + n_records)
-                ops.append(op)
-                lengths.append(length)
-                n_records += len(pos)
-                if done:
-                    break
             carry = data[stop:]
-    if not flags:
-        empty = np.zeros(0, np.int64)
-        return empty, empty, empty, empty, empty
-    return tuple(np.concatenate(a) for a in (flags, positions, reads, ops, lengths))
+            if not len(starts):
+                continue
+            fields = _fields(data, starts, path)
+            same = fields[0] == tid
+            done = not same.all()
+            if done:
+                if first and not same[0]:
+                    raise BamError(f"{path}: the index does not match the file (the first "
+                                   "record of a reference is not there); re-index it with "
+                                   "samtools index")
+                fields = _fields(data, starts[:int(np.argmin(same))], path)
+            first = False
+            _, pos, flag, read, op, length = fields
+            yield flag, pos, read, op, length
+            if done:
+                return
 
 
 def _record_starts(data, path):

@@ -188,17 +188,27 @@ _GAP[[_bam.DEL, _bam.SKIP]] = True
 
 
 def count_reads(task):
-    """Aligned blocks of the usable reads of one BAM on one sequence.
+    """Coverage changes of the usable reads of one BAM on one sequence.
 
-    Returns a dict: 'cov' and 'spliced' = [(starts, ends) for + strand, for - strand] (int64),
-    'mid' (read midpoints) and 'fs_minus' (transcript strand if read 1 were sense), counters.
+    The BAM is read in chunks and each chunk's aligned blocks are summed into coverage changes
+    at once, so memory grows with the sequence's length, not with its number of reads.
+    Returns a dict: 'cov' and 'spliced' = [(positions, changes) for + strand, for - strand],
+    'strand_tally' = (keys, reads) with key = read midpoint * 2 + (1 if the read's transcript
+    is on the minus strand when read 1 is sense, else 0), and the counters.
     """
     bam_path, tid, span, mode, shift = task
-    if span is None:  # no reads on this sequence
-        empty = np.zeros(0, np.int64)
-        flag, pos, read, op, length = empty, empty, empty, empty, empty
-    else:
-        flag, pos, read, op, length = _bam.alignments(bam_path, tid, span)
+    parts = {"cov": ([], []), "spliced": ([], []), "strand_tally": []}
+    counts = dict.fromkeys(("used", "unmapped", "secondary", "qc_fail", "spliced_blocks"), 0)
+    for chunk in _bam.alignments(bam_path, tid, span) if span else ():
+        _count_chunk(chunk, mode, shift, parts, counts)
+    return {"cov": [_merged(p) for p in parts["cov"]],
+            "spliced": [_merged(p) for p in parts["spliced"]],
+            "strand_tally": _merged(parts["strand_tally"]), "counts": counts}
+
+
+def _count_chunk(chunk, mode, shift, parts, counts):
+    """Add one chunk of records to ``parts`` (lists of summed changes) and ``counts``."""
+    flag, pos, read, op, length = chunk
     unmapped = (flag & 0x4) != 0
     secondary = ~unmapped & ((flag & 0x100) != 0)
     qcfail = ~unmapped & ~secondary & ((flag & 0x200) != 0)
@@ -212,37 +222,56 @@ def count_reads(task):
     keep = used[read]
     read, op, length = read[keep], op[keep], length[keep]
     ref_len = np.where(_CONSUMES[op], length, 0)
-    before = np.cumsum(ref_len) - ref_len            # reference bases of earlier ops (global)
+    before = np.cumsum(ref_len) - ref_len            # reference bases of earlier ops (chunk)
     per_read = np.bincount(read, weights=ref_len, minlength=len(flag)).astype(np.int64)
     read_base = np.cumsum(per_read) - per_read       # ... of the ops of earlier reads
     start = pos[read] + before - read_base[read]
     end = start + ref_len
-    read_end = pos + per_read
 
-    def by_strand(sel):
+    for key, sel in (("cov", _ALIGNED[op]), ("spliced", _GAP[op] & (not shift))):
         m = minus[read[sel]]
         s, e = start[sel], end[sel]
-        return [(s[~m], e[~m]), (s[m], e[m])]
+        for strand, on_strand in enumerate((~m, m)):
+            n = int(on_strand.sum())
+            parts[key][strand].append(_summed(
+                np.concatenate([s[on_strand], e[on_strand]]),
+                np.concatenate([np.ones(n, np.int64), np.full(n, -1, np.int64)])))
+    mid = (pos + pos + per_read) >> 1
+    keys = mid[used] * 2 + fs[used]
+    parts["strand_tally"].append(_summed(keys, np.ones(len(keys), np.int64)))
+    for name, n in (("used", used.sum()), ("unmapped", unmapped.sum()),
+                    ("secondary", secondary.sum()), ("qc_fail", qcfail.sum()),
+                    ("spliced_blocks", (op == _bam.SKIP).sum())):
+        counts[name] += int(n)
 
-    aligned = _ALIGNED[op]
-    gap = _GAP[op] & (not shift)
-    empty = (np.zeros(0, np.int64), np.zeros(0, np.int64))
-    return {"cov": by_strand(aligned),
-            "spliced": by_strand(gap) if not shift else [empty, empty],
-            "mid": ((pos + read_end) >> 1)[used], "fs_minus": fs[used],
-            "counts": {"used": int(used.sum()), "unmapped": int(unmapped.sum()),
-                       "secondary": int(secondary.sum()), "qc_fail": int(qcfail.sum()),
-                       "spliced_blocks": int((op == _bam.SKIP).sum())}}
+
+def _summed(positions, changes):
+    """Changes at equal positions summed: (sorted positions, sums), zero sums dropped."""
+    if not len(positions):
+        return positions, changes
+    order = np.argsort(positions, kind="stable")  # timsort: fast on runs already in order
+    positions, changes = positions[order], changes[order]
+    first = np.flatnonzero(np.concatenate([[True], positions[1:] != positions[:-1]]))
+    sums = np.add.reduceat(changes, first)
+    nonzero = sums != 0
+    return positions[first][nonzero], sums[nonzero]
 
 
-def coverage_runs(starts, ends, seq_len, L):
-    """Coverage of intervals as runs (values, lengths, chunk index) cut at multiples of ``L``."""
-    starts = np.clip(starts, 0, seq_len)
-    ends = np.clip(ends, 0, seq_len)
+def _merged(parts):
+    """One (positions, sums) from the chunks' summed changes."""
+    if not parts:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    if len(parts) == 1:
+        return parts[0]
+    return _summed(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+
+def coverage_runs(positions, changes, seq_len, L):
+    """Coverage from its changes as runs (values, lengths, chunk index) cut at multiples of ``L``."""
+    positions = np.clip(positions, 0, seq_len)
     cuts = np.append(np.arange(0, seq_len, L, dtype=np.int64), seq_len)
-    pos = np.concatenate([starts, ends, cuts])
-    delta = np.concatenate([np.ones(len(starts), np.int64), -np.ones(len(ends), np.int64),
-                            np.zeros(len(cuts), np.int64)])
+    pos = np.concatenate([positions, cuts])
+    delta = np.concatenate([changes, np.zeros(len(cuts), np.int64)])
     order = np.argsort(pos, kind="stable")
     pos, value = pos[order], np.cumsum(delta[order])
     last = np.flatnonzero(np.append(pos[1:] != pos[:-1], True))
@@ -474,11 +503,12 @@ class BamSummary:
             return
         self.annotated = True
         genic, inter, count_genic, count_inter = annotation
-        mid = np.clip(result["mid"], 0, genic.shape[1] - 1)
+        keys, n_reads = result["strand_tally"]
+        mid = np.clip(keys >> 1, 0, genic.shape[1] - 1)
         g_plus, g_minus = genic[0, mid], genic[1, mid]
         informative = g_plus != g_minus
-        self.informative += int(informative.sum())
-        self.agree_first += int((result["fs_minus"][informative] == g_minus[informative]).sum())
+        self.informative += int(n_reads[informative].sum())
+        self.agree_first += int(n_reads[informative & ((keys & 1) == g_minus)].sum())
         if count_genic is None:  # mean coverages not wanted (not logged)
             return
         for s in (0, 1):

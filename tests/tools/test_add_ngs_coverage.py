@@ -233,6 +233,31 @@ def test_equals_upstream_spombe(shared_data, pombe_data, tmp_path, run_tool):
 
 
 @pytest.mark.realdata
+def test_bam_read_in_small_steps_same_result(shared_data, pombe_data, tmp_path, run_tool, monkeypatch):
+    """Counting chunk by chunk (memory bounded by the sequence, not the reads): BAMs read in
+    hundreds of small steps give the same columns, counters and strandedness as one step."""
+    bams = [pombe_bams(shared_data)[k] for k in (0, 4)]
+    outputs = []
+    for step in (1 << 24, 3000):
+        monkeypatch.setattr(anc._bam, "READ_SIZE", step)
+        h5 = tmp_path / f"p{step}.h5"
+        shutil.copyfile(pombe_data, h5)
+        code, err = run_tool(anc.main, ["-s", "sp_chrI", "-d", h5, "-b", *bams, "--threads", 1,
+                                        "--second-read-is-sense-strand", "--dataset-prefix", "rnaseq"])
+        assert code == 0, err
+        with h5py.File(h5) as f:
+            columns = [f["evaluation"][n][:] for n in ("rnaseq_coverage", "rnaseq_spliced_coverage")]
+        summary = [line for line in err.splitlines() if ".bam: " in line]  # per-BAM log lines
+        assert len(summary) >= 6 and any("strandedness check: 9" in line for line in summary), err
+        outputs.append((columns, summary))
+    for a, b in zip(outputs[0][0], outputs[1][0]):
+        np.testing.assert_array_equal(a, b)
+    assert outputs[0][1] == outputs[1][1]
+    with h5py.File(shared_data / UPSTREAM) as up:
+        np.testing.assert_array_equal(outputs[1][0][0], up["evaluation/rnaseq_coverage"][:, :, [0, 4]])
+
+
+@pytest.mark.realdata
 def test_strandedness_warning_spombe(shared_data, pombe_data, tmp_path, run_tool):
     h5 = tmp_path / "p.h5"
     shutil.copyfile(pombe_data, h5)

@@ -31,7 +31,11 @@ def own_records(path, reference, index=None):
     span = _bam.reference_spans(index or _bam.find_index(str(path)), len(refs))[tid]
     if span is None:
         return (np.zeros(0, np.int64),) * 5
-    return _bam.alignments(str(path), tid, span)
+    chunks = list(_bam.alignments(str(path), tid, span))
+    offsets = np.cumsum([0] + [len(c[0]) for c in chunks])
+    flag, pos, read, op, length = (np.concatenate(a) for a in zip(*chunks))
+    read = read + np.repeat(offsets[:-1], [len(c[2]) for c in chunks])
+    return flag, pos, read, op, length
 
 
 def assert_same(got, expected):
@@ -155,3 +159,20 @@ def test_bgzipped_sam_is_converted(tmp_path, run_tool):
     code, err = run_tool(anc.main, ["-s", "tiny", "-d", h5, "-b", str(sam) + ".gz", "--unstranded"])
     assert code == 0, err
     assert "is not BAM (SAM or CRAM)" in err
+
+
+def test_counting_memory_follows_the_sequence_not_the_reads(tmp_path, monkeypatch):
+    """20,000 reads on a 25 bp sequence, read in many chunks: what a worker returns is bounded
+    by the sequence's length (summed coverage changes, a tally per midpoint)."""
+    monkeypatch.setattr(_bam, "CHUNK_SIZE", 20_000)
+    reads = [(f"r{k}", (0, 16, 65, 145)[k % 4], "chr1", k % 20, "2M1N2M" if k % 3 else "5M")
+             for k in range(20_000)]
+    bam = cd.make_bam(tmp_path / "deep.bam", reads=reads)
+    _, refs = _bam.read_header(str(bam))
+    span = _bam.reference_spans(_bam.find_index(str(bam)), len(refs))[0]
+    assert len(list(_bam.alignments(str(bam), 0, span))) >= 10
+    result = anc.count_reads((str(bam), 0, span, "second", False))
+    for positions, changes in result["cov"] + result["spliced"]:
+        assert len(positions) <= 26 and changes.sum() == 0
+    assert len(result["strand_tally"][0]) <= 2 * 25 and result["strand_tally"][1].sum() == 20_000
+    assert result["counts"]["used"] == 20_000
