@@ -17,7 +17,6 @@ import argparse
 import json
 import os
 import pathlib
-import resource
 import shutil
 import subprocess
 import sys
@@ -25,6 +24,9 @@ import tempfile
 import time
 
 import h5py
+import numpy as np
+
+from helixtune import h5layout
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BAMS = ["Sp_ds", "Sp_hs", "Sp_log", "Sp_plat", "SP2_top100k"]
@@ -56,7 +58,6 @@ def measure(cmd, env=None):
 
 def deep_bam(path, n_reads, length=200_000, seed=1):
     """N sorted paired 100 bp reads (every third spliced) on one sequence, indexed."""
-    import numpy as np
     import pysam
 
     header = {"HD": {"VN": "1.6", "SO": "coordinate"}, "SQ": [{"SN": "c", "LN": length}]}
@@ -76,18 +77,15 @@ def deep_bam(path, n_reads, length=200_000, seed=1):
 
 def deep(exe, counts):
     """Peak RSS of the tool against the number of reads on one sequence (one JSON line each)."""
-    import numpy as np
-
     with tempfile.TemporaryDirectory() as tmp:
         tmp = pathlib.Path(tmp)
-        with h5py.File(tmp / "deep.h5", "w") as h5:  # one 200 kb sequence, rows of 21,384 bp
-            L, n = 21384, 200_000
-            starts = np.arange(0, n, L)
-            se = [(a, min(a + L, n)) for a in starts] + [(min(a + L, n), a) for a in starts[::-1]]
-            h5.create_dataset("data/X", shape=(len(se), L, 4), dtype="f2", chunks=(1, L, 4))
-            h5.create_dataset("data/seqids", data=np.array([b"c"] * len(se), "S50"))
-            h5.create_dataset("data/species", data=np.array([b"s"] * len(se), "S25"))
-            h5.create_dataset("data/start_ends", data=np.array(se, np.int64))
+        with h5py.File(tmp / "deep.h5", "w") as h5:  # one 200 kb sequence, Helixer's rows
+            se = h5layout.start_ends(200_000, h5layout.DEFAULT_SUBSEQUENCE_LENGTH)
+            data = h5.create_group("data")
+            h5layout.create_dataset(data, "X", len(se), h5layout.DEFAULT_SUBSEQUENCE_LENGTH)
+            data.create_dataset("seqids", data=np.array([b"c"] * len(se), "S50"))
+            data.create_dataset("species", data=np.array([b"s"] * len(se), "S25"))
+            data.create_dataset("start_ends", data=se)
         for n_reads in counts:
             bam = tmp / f"deep{n_reads}.bam"
             deep_bam(bam, n_reads)

@@ -7,6 +7,7 @@ short Python loop over their lengths and every field is then read for all record
 is what makes counting faster than iterating pysam ``AlignedSegment`` objects; pysam stays the
 tool for what is rare (indexing, sorting, SAM/CRAM input).
 """
+import io
 import os
 import struct
 
@@ -127,8 +128,7 @@ def reference_spans(index_path, n_ref):
     with open(index_path, "rb") as fh:
         data = fh.read()
     if data[:4] == b"\x1f\x8b\x08\x04":  # CSI is BGZF-compressed
-        with open(index_path, "rb") as fh:
-            data = b"".join(_blocks(fh, index_path))
+        data = b"".join(_blocks(io.BytesIO(data), index_path))
     try:
         if data[:4] == b"BAI\x01":
             return _spans(data, 4, n_ref, _BAI_PSEUDO_BIN, False, index_path)
@@ -173,7 +173,7 @@ def _spans(data, p, n_ref, pseudo_bin, csi, index_path):
 
 def alignments(path, tid, span):
     """Flag, position and CIGAR of the records of reference ``tid`` in ``span`` (virtual
-    offsets), in chunks of up to ~READ_SIZE compressed bytes (whole records).
+    offsets), in chunks of whole records from about CHUNK_SIZE inflated bytes.
 
     Yields per chunk (flag, pos) per record and (record index in the chunk, op, length) per
     CIGAR operation, int64.
@@ -190,20 +190,19 @@ def alignments(path, tid, span):
             carry = data[stop:]
             if not len(starts):
                 continue
-            fields = _fields(data, starts, path)
-            same = fields[0] == tid
-            done = not same.all()
-            if done:
-                if first and not same[0]:
-                    raise BamError(f"{path}: the index does not match the file (the first "
-                                   "record of a reference is not there); re-index it with "
-                                   "samtools index")
-                fields = _fields(data, starts[:int(np.argmin(same))], path)
-            first = False
-            _, pos, flag, read, op, length = fields
-            yield flag, pos, read, op, length
-            if done:
-                return
+            refid, pos, flag, read, op, length = _fields(data, starts, path)
+            same = refid == tid
+            if same.all():
+                yield flag, pos, read, op, length
+                first = False
+                continue
+            if first and not same[0]:
+                raise BamError(f"{path}: the index does not match the file (the first record "
+                               "of a reference is not there); re-index it with samtools index")
+            n = int(np.argmin(same))  # the records before the next reference's
+            ours = read < n
+            yield flag[:n], pos[:n], read[ours], op[ours], length[ours]
+            return
 
 
 def _record_starts(data, path):

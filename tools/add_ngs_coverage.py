@@ -319,17 +319,17 @@ def prepare_bam(path, layout, tmpdir):
     if not os.path.exists(path):
         raise cli.UserError(f"BAM file {path!r} does not exist")
     base = os.path.join(tmpdir, f"{len(os.listdir(tmpdir))}_{os.path.basename(path)}.bam")
+    readable, index = path, None
     try:
         text, refs = _bam.read_header(path)
     except _bam.NotBamError:  # SAM or CRAM: pysam converts it or says what is wrong
         readable, index = _convert(path, base)
-        _, refs = _bam.read_header(readable)
-        check_references(path, dict(refs), layout)
+        text, refs = _bam.read_header(readable)
     except OSError as e:
         raise cli.UserError(f"{path}: cannot be read ({e})") from None
-    else:
-        check_references(path, dict(refs), layout)
-        readable, index = path, _bam.find_index(path)
+    check_references(path, dict(refs), layout)
+    if index is None:
+        index = _bam.find_index(path)
         if index is None:
             readable, index = _index(path, base, text)
         elif os.path.getmtime(index) < os.path.getmtime(path):
