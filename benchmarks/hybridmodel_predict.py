@@ -48,8 +48,8 @@ def main():
     import h5py
     import numpy as np
 
-    from helixtune import h5layout, network
-    from helixtune_tools import hybrid_predict
+    from helixtune import h5layout, model_inputs, network
+    from helixtune import prediction
 
     tf, K = network.setup_tensorflow(threads=args.threads or None)
     L = args.length
@@ -73,9 +73,9 @@ def main():
             h5layout.create_dataset(g, "species", rows, L)[:] = b"bench"
         for name in chosen:
             model = network.build_model(**archs[name])
-            predictor = hybrid_predict.Predictor(model, np.float16)  # as HybridModel.py's
-            data = hybrid_predict.DataFile(data_path)
-            x_all = hybrid_predict.to_model_layout(data.X[:], data.shifts)  # float16, as data/X
+            predictor = prediction.Predictor(model, np.float16)  # as HybridModel.py's
+            data = model_inputs.DataFile(data_path, coordinates=True)
+            x_all = model_inputs.to_model_layout(h5py.File(data.path)["data/X"][:], data.shifts)  # float16, as data/X
             predictor(x_all[:batch])  # warm-up: trace and allocate
             reps = 1 if args.quick else args.reps
             floor = pipeline = floor_cpu = pipeline_cpu = float("inf")
@@ -87,8 +87,8 @@ def main():
                 floor_cpu = min(floor_cpu, time.process_time() - c0)
                 out = os.path.join(tmp, f"pred_{name}.h5")
                 t0, c0 = time.perf_counter(), time.process_time()
-                hybrid_predict.write_predictions(
-                    out, data, hybrid_predict.predict_plain(data, predictor, batch),
+                prediction.write_predictions(
+                    out, data, prediction.predict_plain(data, predictor, batch),
                     predictor.phase, "gzip", {"model_config": model.to_json()})
                 pipeline = min(pipeline, time.perf_counter() - t0)
                 pipeline_cpu = min(pipeline_cpu, time.process_time() - c0)

@@ -77,7 +77,8 @@ def main():
     import numpy as np
 
     from helixtune import network
-    from helixtune_tools import HybridModel, hybrid_train
+    from helixtune_tools import HybridModel
+from helixtune_tools.HybridModel import train as training
 
     tf, K = network.setup_tensorflow(threads=args.threads or None)
     L = args.length
@@ -101,10 +102,10 @@ def main():
                     "--transition-weights", "[1, 12, 3, 1, 12, 3]", "--workers",
                     str(args.workers), *archs[name]]
             targs = HybridModel.get_parser().parse_args(argv)
-            train, val = hybrid_train.open_datasets(targs, 9)
-            hybrid_train.set_determinism(1, False)
-            model = hybrid_train.build_training_model(targs, 0, 9)
-            trainer = hybrid_train.Trainer(targs, model, train, val, seed=1)
+            train, val = training.open_datasets(targs, 9)
+            training.set_determinism(1, False)
+            model = training.build_training_model(targs, 0, 9)
+            trainer = training.Trainer(targs, model, train, val, seed=1)
             batches = train.batch_indices(train.epoch_order(1, 0), batch)
             in_memory = [trainer._tensors(train.read_batch(b)) for b in batches]
             with tf.device("/GPU:0" if args.device == "gpu" else "/CPU:0"):

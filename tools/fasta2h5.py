@@ -24,7 +24,7 @@ def get_parser():
                     help="HDF5 output file (must end in .h5)")
     io.add_argument("--species", required=True,
                     help="species name stored in data/species (ASCII, at most 25 bytes)")
-    cli.add_data_layout_args(parser, write_by_verb="encoded")
+    h5layout.add_data_layout_args(parser, write_by_verb="encoded")
     cli.add_common_args(parser)
     return parser
 
@@ -56,8 +56,8 @@ def convert(fasta_path, out_path, species, subsequence_length, write_by, compres
     for rec in records:
         h5layout.check_name_length(rec.seqid, h5layout.SEQID_BYTES, "sequence ID",
                                    f"{fasta_path}: line {rec.line}")
-    n_total = sum(h5layout.n_rows(rec.length, L) for rec in records)
-    first_row = np.cumsum([0] + [h5layout.n_rows(rec.length, L) for rec in records])
+    n_total = sum(h5layout.rows_of_sequence(rec.length, L) for rec in records)
+    first_row = np.cumsum([0] + [h5layout.rows_of_sequence(rec.length, L) for rec in records])
     progress = cli.Progress("fasta2h5", sum(rec.length for rec in records), "bp")
     with h5py.File(out_path, "w") as h5:
         data = h5.create_group("data")
@@ -77,7 +77,7 @@ def convert(fasta_path, out_path, species, subsequence_length, write_by, compres
             for index, block in iter_blocks(fasta_path, write_by):
                 if index != current:
                     current, chunk_in_seq = index, 0
-                n_chunks = h5layout.n_rows(records[index].length, L) // 2
+                n_chunks = h5layout.rows_of_sequence(records[index].length, L) // 2
                 plus, minus = _row_codes(block, L)
                 k = len(plus)
                 base = first_row[index]
@@ -92,7 +92,7 @@ def main(argv=None):
     args = get_parser().parse_args(argv)
     cli.setup_logging(args.quiet, args.debug)
     L = args.subsequence_length
-    write_by = cli.data_layout_write_by(args, POOL_SIZE)
+    write_by = h5layout.data_layout_write_by(args, POOL_SIZE)
     with cli.atomic_output(args.h5_output_path) as tmp:
         convert(args.fasta_path, tmp, args.species, L, write_by, args.compression)
     log.info("wrote %s", args.h5_output_path)

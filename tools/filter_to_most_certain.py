@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 import helixtune
-from helixtune import cli, h5rows
+from helixtune import cli, h5rows, model_inputs
 
 log = logging.getLogger("helixtune.filter_to_most_certain")
 
@@ -28,15 +28,6 @@ LAYOUTS = ("auto", "aligned", "padding-first")
 SUB_BATCH = 32  # rows scored at once (bounds the float32 temporaries)
 
 
-def fraction(text):
-    """argparse type: a number in (0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not in (0, 1]")
-    return value
 
 
 def get_parser():
@@ -61,7 +52,7 @@ def get_parser():
                     help="JSON report (strata, thresholds, kept bases per sequence); default: "
                          "the output file with .h5 replaced by .report.json")
     sel = parser.add_argument_group("Selection")
-    sel.add_argument("--keep-fraction", type=fraction, default=0.5,
+    sel.add_argument("--keep-fraction", type=cli.number_in(0, 1, include_low=False), default=0.5,
                      help="keep this fraction of the subsequences of each stratum")
     sel.add_argument("--n-strata", type=cli.positive_int, default=6,
                      help="number of intergenic-fraction quantile strata (ties merge strata)")
@@ -105,7 +96,7 @@ def prediction_coordinates(preds, preds_path, test_data):
                 "paired by (seqid, start, end)")
     try:
         with h5py.File(source, "r") as h5:
-            n = h5rows.n_rows(h5, source)
+            n = h5rows.row_count(h5, source)
             if n != len(preds["predictions"]):
                 raise cli.UserError(f"{source} has {n} rows but {preds_path} has "
                                     f"{len(preds['predictions'])}: they do not belong together")
@@ -185,12 +176,6 @@ def score_rows(y, p, shifts):
     return dist, valid, intergenic
 
 
-def padded_minus_shifts(se, L):
-    """Shift that moves padding-first predictions of each row into place (0 where none)."""
-    length = np.abs(se[:, 0] - se[:, 1])
-    return np.where((se[:, 0] > se[:, 1]) & (length < L), L - length, 0)
-
-
 def detect_layout(y_dset, p_dset, pairs, shifts):
     """Compare both layouts on the padded minus rows; returns (layout, evidence dict)."""
     rows = np.flatnonzero(shifts)
@@ -256,10 +241,10 @@ def select(score, frac, keep_fraction, n_strata, seed):
     return keep, cuts, stats
 
 
-def compute(args, lab, preds):
+def pair_score_select(args, lab, preds):
     """Pair, score and select; returns (keep mask, report dict, per-row valid bases)."""
     lab_path, pred_path = args.h5_to_filter, args.predictions
-    n = h5rows.n_rows(lab, lab_path)
+    n = h5rows.row_count(lab, lab_path)
     if "data/y" not in lab:
         raise cli.UserError(f"{lab_path}: no data/y; --h5-to-filter must be a geenuff2h5.py "
                             "file with labels (the post-processed predictions)")
@@ -281,7 +266,7 @@ def compute(args, lab, preds):
     log.info("paired %d rows by (seqid, start, end) using coordinates from %s (%d rows at a "
              "different index)", n, coord_source, n_moved)
 
-    shifts = padded_minus_shifts(lab_se, L)
+    shifts = model_inputs.minus_padding_shifts(lab_se, L)
     evidence = {}
     layout = args.predictions_layout
     if layout == "auto":
@@ -381,7 +366,7 @@ def main(argv=None):
         if not os.path.exists(path):
             raise cli.UserError(f"{path}: no such file")
     with _open(args.h5_to_filter) as lab, _open(args.predictions) as preds:
-        keep, report = compute(args, lab, preds)
+        keep, report = pair_score_select(args, lab, preds)
         log_report(report)
         args.layout_used = report["predictions_layout"]
         with cli.atomic_output(report_path) as tmp_report:

@@ -29,7 +29,7 @@ def get_parser():
                     help="GeenuFF SQLite database (from import2geenuff.py)")
     io.add_argument("--h5-output-path", required=True, type=cli.h5_output_path,
                     help="HDF5 output file (must end in .h5)")
-    data = cli.add_data_layout_args(parser, write_by_verb="labelled")
+    data = h5layout.add_data_layout_args(parser, write_by_verb="labelled")
     data.add_argument("--modes", default="all",
                       help="'all' or a comma list of X, y, anno_meta, transitions; as in "
                            "Helixer only leaving out X changes the output (no data/X)")
@@ -251,7 +251,7 @@ def export(db_path, out_path, L, write_by, compression, write_x):
     h5layout.check_name_length(species, h5layout.SPECIES_BYTES, "species", db_path)
     for _, seqid, _, _, _ in coords:
         h5layout.check_name_length(seqid, h5layout.SEQID_BYTES, "sequence ID", db_path)
-    counts = [h5layout.n_rows(length, L) for _, _, length, _, _ in coords]
+    counts = [h5layout.rows_of_sequence(length, L) for _, _, length, _, _ in coords]
     first_row = np.cumsum([0] + counts)
     n_total = int(first_row[-1])
     names = [n for n in h5layout.DATA_DATASETS if write_x or n != "X"]
@@ -325,7 +325,7 @@ def main(argv=None):
     cli.setup_logging(args.quiet, args.debug)
     L = args.subsequence_length
     modes = parse_modes(args.modes)
-    write_by = cli.data_layout_write_by(args, POOL_SIZE)
+    write_by = h5layout.data_layout_write_by(args, POOL_SIZE)
     if not os.path.isfile(args.input_db_path):
         raise cli.UserError(f"--input-db-path {args.input_db_path}: no such file")
     with cli.atomic_output(args.h5_output_path) as tmp:

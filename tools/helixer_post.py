@@ -8,31 +8,15 @@ or with named options (defaults 100, 0.1, 0.8, 60):
 import argparse
 import logging
 import os
-from concurrent.futures import ThreadPoolExecutor
 
-import h5py
-import numpy as np
-
-from helixtune import cli
+from helixtune import cli, postprocess
+from helixtune.postprocess import DEFAULTS
 
 log = logging.getLogger("helixtune.helixer_post")
 
-DEFAULTS = {"window_size": 100, "edge_threshold": 0.1, "peak_threshold": 0.8,
-            "min_coding_length": 60}
 POSITIONALS = ("genome", "predictions", "window", "edge", "peak", "min_length", "output")
-GENOME_DATASETS = ("data/X", "data/seqids", "data/species", "data/start_ends")
-PREDICTION_DATASETS = ("predictions", "predictions_phase")
 
 
-def fraction(text):
-    """argparse type: a number in [0, 1]."""
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0.0 <= value <= 1.0:
-        raise argparse.ArgumentTypeError(f"{text!r} is outside [0, 1]")
-    return value
 
 
 def non_negative_int(text):
@@ -58,9 +42,9 @@ def get_parser():
                      help="predictions HDF5 file (HybridModel.py output)")
     pos.add_argument("window", nargs="?", type=cli.positive_int, metavar="WINDOW_SIZE",
                      help="as --window-size")
-    pos.add_argument("edge", nargs="?", type=fraction, metavar="EDGE_THRESHOLD",
+    pos.add_argument("edge", nargs="?", type=cli.number_in(0, 1), metavar="EDGE_THRESHOLD",
                      help="as --edge-threshold")
-    pos.add_argument("peak", nargs="?", type=fraction, metavar="PEAK_THRESHOLD",
+    pos.add_argument("peak", nargs="?", type=cli.number_in(0, 1), metavar="PEAK_THRESHOLD",
                      help="as --peak-threshold")
     pos.add_argument("min_length", nargs="?", type=non_negative_int, metavar="MIN_CODING_LENGTH",
                      help="as --min-coding-length")
@@ -74,10 +58,10 @@ def get_parser():
     post.add_argument("--window-size", type=cli.positive_int, default=None,
                       help="width of the sliding window that finds genic regions "
                            f"(default {DEFAULTS['window_size']})")
-    post.add_argument("--edge-threshold", type=fraction, default=None,
+    post.add_argument("--edge-threshold", type=cli.number_in(0, 1), default=None,
                       help="mean genic probability in a window at which a genic region starts "
                            f"and ends (default {DEFAULTS['edge_threshold']})")
-    post.add_argument("--peak-threshold", type=fraction, default=None,
+    post.add_argument("--peak-threshold", type=cli.number_in(0, 1), default=None,
                       help="mean genic probability that some window of a region must exceed "
                            f"(default {DEFAULTS['peak_threshold']})")
     post.add_argument("--min-coding-length", type=non_negative_int, default=None,
@@ -127,321 +111,6 @@ def resolve_args(args):
     return argparse.Namespace(**values)
 
 
-# --- input --------------------------------------------------------------------------------------
-class Sequence:
-    """The rows of one sequence: forward rows by start, reverse rows by end descending."""
-
-    def __init__(self, seqid, rows, start_ends):
-        self.seqid = seqid
-        self.rows = rows
-        se = start_ends[rows]
-        fwd = rows[se[:, 0] < se[:, 1]]
-        rev = rows[se[:, 0] > se[:, 1]]
-        self.fwd = fwd[np.argsort(start_ends[fwd, 0], kind="stable")]
-        self.rev = rev[np.argsort(-start_ends[rev, 1], kind="stable")]
-        self.length = int(start_ends[self.fwd, 1].max()) if len(self.fwd) else 0
-
-
-def _open(path, what):
-    if not os.path.exists(path):
-        raise cli.UserError(f"{what} {path!r} does not exist")
-    try:
-        return h5py.File(path, "r")
-    except OSError as e:
-        raise cli.UserError(f"{what} {path!r} is not a readable HDF5 file ({e})") from None
-
-
-def _require(h5, names, path):
-    for name in names:
-        if name not in h5 or not isinstance(h5[name], h5py.Dataset):
-            raise cli.UserError(f"{path}: dataset {name!r} is missing")
-
-
-def index_sequences(genome, preds, genome_path, preds_path):
-    """Check that the two files correspond and group the rows into sequences."""
-    _require(genome, GENOME_DATASETS, genome_path)
-    _require(preds, PREDICTION_DATASETS, preds_path)
-    p, ph, x = preds["predictions"], preds["predictions_phase"], genome["data/X"]
-    if p.ndim != 3 or p.shape[2] != 4:
-        raise cli.UserError(f"{preds_path}: 'predictions' has shape {p.shape}, expected (N, L, 4)")
-    n, L = p.shape[:2]
-    if ph.shape != p.shape:
-        raise cli.UserError(f"{preds_path}: 'predictions_phase' has shape {ph.shape}, "
-                            f"'predictions' {p.shape}")
-    if x.shape != p.shape:
-        raise cli.UserError(f"{genome_path} and {preds_path} do not correspond: data/X has shape "
-                            f"{x.shape}, predictions {p.shape} (rows or subsequence length differ)")
-    seqids = genome["data/seqids"][:]
-    species = genome["data/species"][:]
-    start_ends = genome["data/start_ends"][:]
-    if len(seqids) != n or len(species) != n or start_ends.shape != (n, 2):
-        raise cli.UserError(f"{genome_path}: data/seqids, data/species and data/start_ends must "
-                            f"have one entry per row of data/X ({n})")
-    if n == 0:
-        raise cli.UserError(f"{genome_path}: the file has no rows")
-    if (species != species[0]).any():
-        other = species[np.flatnonzero(species != species[0])[0]]
-        raise cli.UserError(f"{genome_path}: more than one species ({species[0].decode()!r}, "
-                            f"{other.decode()!r}); HelixerPost allows one species per file")
-    # Prediction files may carry the row identity (seqids/start_ends, at the root or in data/):
-    # then it must be the genome file's.
-    for name, ours in (("seqids", seqids), ("start_ends", start_ends)):
-        for key in (name, f"data/{name}"):
-            if key in preds and isinstance(preds[key], h5py.Dataset):
-                theirs = preds[key][:]
-                if theirs.shape != ours.shape or (theirs != ours).any():
-                    row = (int(np.flatnonzero((theirs != ours).reshape(len(ours), -1).any(1))[0])
-                           if theirs.shape == ours.shape else None)
-                    raise cli.UserError(
-                        f"{genome_path} and {preds_path} do not correspond: {key} differs from "
-                        f"data/{name}" + (f" (first at row {row})" if row is not None else ""))
-    # contiguous runs of the same seqid are sequences
-    change = np.flatnonzero(seqids[1:] != seqids[:-1]) + 1
-    bounds = np.concatenate(([0], change, [n]))
-    sequences, seen = [], set()
-    for a, b in zip(bounds[:-1], bounds[1:]):
-        seqid = seqids[a].decode("ascii", "replace")
-        if seqid in seen:
-            log.warning("%s: sequence %r appears in two separate groups of rows; each group is "
-                        "processed as its own sequence (as HelixerPost does)", genome_path, seqid)
-        seen.add(seqid)
-        seq = Sequence(seqid, np.arange(a, b), start_ends)
-        _check_sequence(seq, start_ends, L, genome_path)
-        sequences.append(seq)
-    return sequences, species[0].decode("ascii", "replace"), L, start_ends
-
-
-def _check_sequence(seq, start_ends, L, path):
-    where = f"{path}: sequence {seq.seqid!r}"
-    se = start_ends[seq.rows]
-    if (se[:, 0] == se[:, 1]).any():
-        raise cli.UserError(f"{where}: a row has start == end ({se[se[:, 0] == se[:, 1]][0]})")
-    if (np.abs(se[:, 0] - se[:, 1]) > L).any() or (se < 0).any():
-        raise cli.UserError(f"{where}: a row's start_ends exceed the subsequence length {L}")
-    f, r = start_ends[seq.fwd], start_ends[seq.rev]
-    if len(seq.fwd) != len(seq.rev):
-        raise cli.UserError(f"{where}: {len(seq.fwd)} plus-strand rows but {len(seq.rev)} "
-                            "minus-strand rows (perhaps using filtered data?)")
-    if len(np.unique(f[:, 0])) != len(f) or len(np.unique(r[:, 1])) != len(r):
-        raise cli.UserError(f"{where}: two rows cover the same subsequence")
-    if f[0, 0] != 0 or (f[1:, 0] != f[:-1, 1]).any():
-        raise cli.UserError(f"{where}: plus-strand rows are not contiguous from position 0 "
-                            "(perhaps using filtered data?)")
-    if r[-1, 1] != 0 or (r[1:, 0] != r[:-1, 1]).any():
-        raise cli.UserError(f"{where}: minus-strand rows are not contiguous down to position 0 "
-                            "(perhaps using filtered data?)")
-    if f[-1, 1] != r[0, 0]:
-        raise cli.UserError(f"{where}: the plus strand ends at {f[-1, 1]} but the minus strand "
-                            f"starts at {r[0, 0]}")
-
-
-def _padding_votes(preds, sequences, start_ends, L, limit=64):
-    """Evidence on where the padding of padded minus-strand prediction rows is.
-
-    A padded minus row and its plus-strand mirror cover the same bases with the same valid
-    length n. With the padding at the row end (aligned with data/X) both rows hold the model's
-    output for all-zero input at positions n .. L-1; with Helixer 0.3.6's padding-first layout the
-    minus row holds it at 0 .. L-n-1 instead (mirrored). Returns the summed mean distances to
-    the plus-strand padding under both hypotheses and the number of row pairs used."""
-    dist_end = dist_start = 0.0
-    used = 0
-    for seq in sequences:
-        mirror = {(int(a), int(b)): int(r) for r, (a, b) in zip(seq.fwd, start_ends[seq.fwd])}
-        for r in seq.rev:
-            start, end = (int(v) for v in start_ends[r])
-            n = start - end
-            if n >= L or (end, start) not in mirror:
-                continue
-            a = preds["predictions"][mirror[end, start]].astype(np.float32)[n:]
-            b = preds["predictions"][int(r)].astype(np.float32)
-            dist_end += float(np.abs(b[n:] - a).mean())
-            dist_start += float(np.abs(b[:L - n][::-1] - a).mean())
-            used += 1
-            if used >= limit:
-                return dist_end, dist_start, used
-    return dist_end, dist_start, used
-
-
-def detect_minus_padding(preds, sequences, start_ends, L, path):
-    """'end' or 'start': where padded minus-strand prediction rows keep their padding."""
-    dist_end, dist_start, used = _padding_votes(preds, sequences, start_ends, L)
-    if used == 0:
-        return "end"
-    choice = "start" if dist_start < dist_end else "end"
-    log.info("%s: padded minus-strand rows have their padding at the row %s%s (%d rows "
-             "checked; mean distance to the plus-strand padding %.4g if at the end, %.4g if at "
-             "the start)", path, choice,
-             " (Helixer 0.3.6 layout)" if choice == "start" else "", used,
-             dist_end / used, dist_start / used)
-    return choice
-
-
-READ_ROWS = 32  # rows read at a time (bounds memory beside the strand streams)
-
-
-def read_strand(genome, preds, rows, start_ends, L, shifted):
-    """One strand's streams (X, classes, phases) as float16 (n, 4), 5'->3' on that strand.
-
-    Only the |start - end| valid positions of each row are read: from the row start, or from
-    the row end when ``shifted`` (Helixer 0.3.6's minus-strand predictions, padding first)."""
-    lengths = np.abs(start_ends[rows, 1] - start_ends[rows, 0])
-    offsets = np.concatenate(([0], np.cumsum(lengths)))
-    out = []
-    for ds, shift in ((genome["data/X"], False), (preds["predictions"], shifted),
-                      (preds["predictions_phase"], shifted)):
-        stream = np.empty((int(offsets[-1]), 4), ds.dtype)
-        i = 0
-        while i < len(rows):
-            j = i + 1  # a batch of consecutive file rows
-            while j < len(rows) and j - i < READ_ROWS and rows[j] == rows[j - 1] + 1:
-                j += 1
-            block = ds[int(rows[i]):int(rows[j - 1]) + 1]
-            for k in range(i, j):
-                n = int(lengths[k])
-                stream[offsets[k]:offsets[k + 1]] = block[k - i, L - n:] if shift else block[k - i, :n]
-            i = j
-        out.append(stream)
-    return out
-
-
-# --- decoding -----------------------------------------------------------------------------------
-def decode_strand(x, cls, phase, window, edge, peak):
-    """Decode all candidate regions of one strand: [(offset, runs), ...]."""
-    from helixtune_tools import _helixer_post_hmm as hmm
-    results = []
-    for a, b in hmm.candidate_regions(cls[:, 0], window, edge, peak):
-        runs = hmm.decode_region(cls[a:b].astype(np.float32), phase[a:b].astype(np.float32),
-                                 x[a:b].astype(np.float32))
-        results.append((a, runs))
-    return results
-
-
-def genes_of_runs(offset, runs, min_coding_length):
-    """Split label runs of one region into genes: lists of (start, end, label), strand-local."""
-    from helixtune_tools._helixer_post_hmm import L_CODING, L_INTERGENIC
-    genes = []
-    current, coding = [], 0
-    for s, e, lab in zip(*runs):
-        if lab == L_INTERGENIC:
-            if current and coding >= min_coding_length:
-                genes.append(current)
-            current, coding = [], 0
-            continue
-        current.append((int(s) + offset, int(e) + offset, int(lab)))
-        if lab == L_CODING:
-            coding += int(e - s)
-    if current and coding >= min_coding_length:
-        genes.append(current)
-    return genes
-
-
-FEATURE = {1: "five_prime_UTR", 2: "CDS", 4: "three_prime_UTR"}  # by label
-
-
-def gene_lines(gene, number, seqid, species, strand, length):
-    """GFF3 lines of one gene (HelixerPost's records, IDs and order)."""
-    from helixtune_tools._helixer_post_hmm import L_CODING, L_INTRON
-    gid = f"{species}_{seqid}_{number:06d}"
-    tid = f"{gid}.1"
-    parts = [(s, e, lab) for s, e, lab in gene if lab != L_INTRON]
-
-    def coords(s, e):  # strand-local [s, e) -> GFF 1-based inclusive
-        if strand == "+":
-            return s + 1, e
-        return length + 1 - e, length - s
-
-    def line(kind, s, e, phase, attrs):
-        a, b = coords(s, e)
-        return f"{seqid}\tHelixer\t{kind}\t{a}\t{b}\t.\t{strand}\t{phase}\t{attrs}\n"
-
-    lines = [line("gene", parts[0][0], parts[-1][1], ".", f"ID={gid}"),
-             line("mRNA", parts[0][0], parts[-1][1], ".", f"ID={tid};Parent={gid}")]
-    counts = {"exon": 0, "five_prime_UTR": 0, "CDS": 0, "three_prime_UTR": 0}
-    cds_done = 0
-    i = 0
-    while i < len(parts):
-        j = i
-        while j + 1 < len(parts) and parts[j + 1][0] == parts[j][1]:
-            j += 1
-        counts["exon"] += 1
-        lines.append(line("exon", parts[i][0], parts[j][1], ".",
-                          f"ID={tid}.exon.{counts['exon']};Parent={tid}"))
-        for s, e, lab in parts[i:j + 1]:
-            kind = FEATURE[lab]
-            counts[kind] += 1
-            phase = "."
-            if lab == L_CODING:
-                phase = str((3 - cds_done % 3) % 3)
-                cds_done += e - s
-            lines.append(line(kind, s, e, phase, f"ID={tid}.{kind}.{counts[kind]};Parent={tid}"))
-        i = j + 1
-    return lines
-
-
-def model_md5_line(preds):
-    """'# <model_md5sum>' if the attribute exists as a variable-length UTF-8 string."""
-    if "model_md5sum" not in preds.attrs:
-        return ""
-    tid = preds.attrs.get_id("model_md5sum").get_type()
-    if not (isinstance(tid, h5py.h5t.TypeStringID) and tid.is_variable_str()
-            and tid.get_cset() == h5py.h5t.CSET_UTF8):
-        return ""
-    value = preds.attrs["model_md5sum"]
-    if isinstance(value, bytes):
-        value = value.decode("utf-8")
-    return f"# {value}\n"
-
-
-def post_process(genome_path, preds_path, out, window, edge, peak, min_length, threads,
-                 minus_padding="auto"):
-    """Write the GFF3 for the genome/predictions pair to the open text file ``out``."""
-    with _open(genome_path, "genome file") as genome, _open(preds_path, "predictions file") as preds:
-        sequences, species, L, start_ends = index_sequences(genome, preds, genome_path,
-                                                            preds_path)
-        if minus_padding == "auto":
-            minus_padding = detect_minus_padding(preds, sequences, start_ends, L, preds_path)
-        out.write(f"##gff-version 3.2.1\n##species {species}\n")
-        out.write(model_md5_line(preds))
-        total = sum(s.length for s in sequences)
-        progress = cli.Progress("helixer_post_bin", total, "bp")
-        pool = ThreadPoolExecutor(threads) if threads > 1 else None
-        pending = []  # (seq, [future or result per strand])
-
-        def flush(item):
-            seq, jobs = item
-            out.write(f"##sequence-region {seq.seqid} 1 {seq.length}\n")
-            number = 0
-            for strand, job in jobs:
-                results = job.result() if pool else job
-                for offset, runs in results:
-                    for gene in genes_of_runs(offset, runs, min_length):
-                        number += 1
-                        out.writelines(gene_lines(gene, number, seq.seqid, species, strand,
-                                                  seq.length))
-            progress.update(seq.length)
-
-        try:
-            for seq in sequences:
-                jobs = []
-                for strand, rows in (("+", seq.fwd), ("-", seq.rev)):
-                    x, cls, phase = read_strand(genome, preds, rows, start_ends, L,
-                                                strand == "-" and minus_padding == "start")
-                    if pool:
-                        jobs.append((strand, pool.submit(decode_strand, x, cls, phase,
-                                                         window, edge, peak)))
-                    else:
-                        jobs.append((strand, decode_strand(x, cls, phase, window, edge, peak)))
-                    del x, cls, phase
-                pending.append((seq, jobs))
-                while len(pending) > (threads if pool else 0):
-                    flush(pending.pop(0))
-            while pending:
-                flush(pending.pop(0))
-        finally:
-            if pool:
-                pool.shutdown(cancel_futures=True)
-
-
 def main(argv=None):
     args = get_parser().parse_args(argv)
     cli.setup_logging(args.quiet, args.debug)
@@ -452,7 +121,7 @@ def main(argv=None):
     cli.check_writable_output(opts.output)
     with cli.atomic_output(opts.output) as tmp:
         with open(tmp, "w", newline="\n") as out:
-            post_process(opts.genome, opts.predictions, out, opts.window, opts.edge, opts.peak,
+            postprocess.post_process(opts.genome, opts.predictions, out, opts.window, opts.edge, opts.peak,
                          opts.min_length, args.threads, args.minus_padding)
     log.info("wrote %s", opts.output)
     return 0

@@ -29,16 +29,6 @@ OUTPUTS = ("training_data.h5", "validation_data.h5")
 ASSIGNMENT = "train_val_assignment.tsv"
 
 
-def val_fraction(text):
-    """argparse type: a number in (0, 1)."""
-    import argparse
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 < value < 1:
-        raise argparse.ArgumentTypeError(f"{text!r} is not in (0, 1)")
-    return value
 
 
 def get_parser():
@@ -52,7 +42,7 @@ def get_parser():
                          "train_val_assignment.tsv; for a directory give an existing one with a "
                          "trailing slash (DIR/)")
     split = parser.add_argument_group("Split")
-    split.add_argument("--val-fraction", type=val_fraction, default=0.2,
+    split.add_argument("--val-fraction", type=cli.number_in(0, 1, False, False), default=0.2,
                        help="fraction of the sequences (or blocks) of each size group that goes "
                             "to validation (rounded up, at least one stays in training)")
     split.add_argument("--seed", type=int, default=1,
@@ -158,7 +148,7 @@ def split(args, paths):
     except OSError as e:
         raise cli.UserError(f"cannot read {src_path}: {e}") from None
     with src:
-        n = h5rows.n_rows(src, src_path)
+        n = h5rows.row_count(src, src_path)
         if n == 0:
             raise cli.UserError(f"{src_path} has no rows")
         L = h5rows.subsequence_length(src, src_path)

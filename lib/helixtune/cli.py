@@ -187,41 +187,28 @@ def positive_int(text):
     return value
 
 
+def number_in(low, high, include_low=True, include_high=True):
+    """argparse type: a number in the interval from ``low`` to ``high`` (bounds included or not),
+    e.g. ``number_in(0, 1, include_low=False)`` for a fraction in (0, 1]."""
+    interval = (f"{'[' if include_low else '('}{low:g}, {high:g}{']' if include_high else ')'}")
+
+    def parse(text):
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        above = value >= low if include_low else value > low
+        below = value <= high if include_high else value < high
+        if not (above and below):
+            raise argparse.ArgumentTypeError(f"{text!r} is not in {interval}")
+        return value
+
+    parse.__name__ = f"number in {interval}"
+    return parse
+
+
 def h5_output_path(text):
     """argparse type: an output path that ends in ``.h5``."""
     if not text.endswith(".h5"):
         raise argparse.ArgumentTypeError(f"{text!r} must end in .h5")
     return text
-
-
-def add_data_layout_args(parser, write_by_default=20_000_000, write_by_verb="encoded"):
-    """Add the "Data layout" group shared by the HDF5 writers (Helixer's fasta2h5.py and
-    geenuff2h5.py option names and defaults): ``--subsequence-length``, ``--write-by`` and
-    ``--compression``. ``write_by_verb`` names what the tool does to the bases in ``--write-by``'s
-    help ("encoded", "labelled"). Returns the group so a tool can add its own options to it."""
-    from helixtune import h5layout  # h5layout imports this module
-
-    data = parser.add_argument_group("Data layout")
-    data.add_argument("--subsequence-length", type=positive_int,
-                      default=h5layout.DEFAULT_SUBSEQUENCE_LENGTH,
-                      help="length of the rows the sequences are cut into; the released models "
-                           "need a multiple of 9")
-    data.add_argument("--write-by", type=positive_int, default=write_by_default,
-                      help=f"bases {write_by_verb} and written at a time (bounds memory); "
-                           "rounded down to a multiple of --subsequence-length")
-    data.add_argument("--compression", choices=["gzip", "lzf"], default="gzip",
-                      help="HDF5 compression (gzip level 4 or lzf)")
-    return data
-
-
-def data_layout_write_by(args, pool_size=9):
-    """Check the options of :func:`add_data_layout_args` and return ``--write-by`` rounded down
-    to whole rows; warn when the row length does not fit the released models' pool size."""
-    L = args.subsequence_length
-    if args.write_by < L:
-        raise UserError(f"--write-by ({args.write_by}) must be at least "
-                        f"--subsequence-length ({L})", code=2)
-    if L % pool_size:
-        log.warning("--subsequence-length %d is not a multiple of %d, the pool size of the "
-                    "released Helixer models; such files cannot be used with them", L, pool_size)
-    return args.write_by // L * L

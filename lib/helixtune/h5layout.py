@@ -15,6 +15,7 @@ import numpy as np
 from isal import isal_zlib
 
 import helixtune
+from helixtune import cli
 from helixtune.cli import UserError, lower_thread_priority
 
 DEFAULT_SUBSEQUENCE_LENGTH = 21384
@@ -45,7 +46,7 @@ def subsequence_bounds(seq_len, subsequence_length):
     return np.stack([starts, ends], axis=1)
 
 
-def n_rows(seq_len, subsequence_length):
+def rows_of_sequence(seq_len, subsequence_length):
     """Number of rows (both strands) a sequence of ``seq_len`` bp occupies."""
     return 2 * -(-seq_len // subsequence_length)
 
@@ -298,3 +299,35 @@ class RowWriter:
             self.close()
         else:  # the output is abandoned: do not wait for (or store) the rest
             self._shutdown()
+
+
+def add_data_layout_args(parser, write_by_default=20_000_000, write_by_verb="encoded"):
+    """Add the "Data layout" group shared by the HDF5 writers (Helixer's fasta2h5.py and
+    geenuff2h5.py option names and defaults): ``--subsequence-length``, ``--write-by`` and
+    ``--compression``. ``write_by_verb`` names what the tool does to the bases in ``--write-by``'s
+    help ("encoded", "labelled"). Returns the group so a tool can add its own options to it."""
+    data = parser.add_argument_group("Data layout")
+    data.add_argument("--subsequence-length", type=cli.positive_int,
+                      default=DEFAULT_SUBSEQUENCE_LENGTH,
+                      help="length of the rows the sequences are cut into; the released models "
+                           "need a multiple of 9")
+    data.add_argument("--write-by", type=cli.positive_int, default=write_by_default,
+                      help=f"bases {write_by_verb} and written at a time (bounds memory); "
+                           "rounded down to a multiple of --subsequence-length")
+    data.add_argument("--compression", choices=["gzip", "lzf"], default="gzip",
+                      help="HDF5 compression (gzip level 4 or lzf)")
+    return data
+
+
+def data_layout_write_by(args, pool_size=9):
+    """Check the options of :func:`add_data_layout_args` and return ``--write-by`` rounded down
+    to whole rows; warn when the row length does not fit the released models' pool size."""
+    L = args.subsequence_length
+    if args.write_by < L:
+        raise UserError(f"--write-by ({args.write_by}) must be at least "
+                        f"--subsequence-length ({L})", code=2)
+    if L % pool_size:
+        cli.log.warning("--subsequence-length %d is not a multiple of %d, the pool size of "
+                        "the released Helixer models; such files cannot be used with them",
+                        L, pool_size)
+    return args.write_by // L * L

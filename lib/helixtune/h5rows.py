@@ -13,7 +13,7 @@ import numpy as np
 from helixtune.cli import UserError
 
 
-def n_rows(h5, path):
+def row_count(h5, path):
     """Number of rows of an open Helixer file (length of ``data/seqids``)."""
     if "data/seqids" not in h5 or "data/start_ends" not in h5:
         raise UserError(f"{path}: not a Helixer data file (no data/seqids or data/start_ends)")

@@ -7,7 +7,7 @@ import numpy as np
 import pysam
 import pytest
 
-from helixtune_tools import _bam
+from helixtune_tools.add_ngs_coverage import bam as _bam
 from helixtune_tools import add_ngs_coverage as anc
 
 import coverage_data as cd

@@ -209,8 +209,8 @@ def test_bad_files(case, tmp_path, run_tool, name, which, edit, message):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["100", "1.5", "0.8", "60"], "outside [0, 1]"),
-    (["100", "0.1", "-0.1", "60"], "outside [0, 1]"),
+    (["100", "1.5", "0.8", "60"], "not in [0, 1]"),
+    (["100", "0.1", "-0.1", "60"], "not in [0, 1]"),
     (["0", "0.1", "0.8", "60"], "not a positive integer"),
     (["-5", "0.1", "0.8", "60"], "not a positive integer"),
     (["100", "0.1", "0.8", "-1"], "is negative"),
@@ -329,17 +329,17 @@ def test_differential_our_hybridmodel_spombe(shared_data, tmp_path):
     assert (tmp_path / "rust.gff3").read_text().count("\tgene\t") > 10
     assert same(tmp_path / "rust.gff3", tmp_path / "o.gff3")
     with h5py.File(p) as preds:
-        assert helixer_post.detect_minus_padding(preds, *_index(g, p), "p") == "end"
+        assert postprocess.detect_minus_padding(preds, *_index(g, p), "p") == "end"
 
 
 def _index(g, p):
     with h5py.File(g) as genome, h5py.File(p) as preds:
-        sequences, _, L, start_ends = helixer_post.index_sequences(genome, preds, "g", "p")
+        sequences, _, L, start_ends = postprocess.index_sequences(genome, preds, "g", "p")
     return sequences, start_ends, L
 
 
 def test_warm_up_compiles_every_kernel(tmp_path):
     """What the container build runs to fill the numba cache."""
-    from helixtune_tools import _helixer_post_hmm as hmm
+    from helixtune import postprocess_hmm as hmm
     starts, ends, labels = hmm.warm_up()
     assert starts[0] == 0 and ends[-1] == 300 and (ends[:-1] == starts[1:]).all()

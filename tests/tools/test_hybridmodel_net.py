@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from helixtune import network
-from helixtune_tools import HybridModel, hybrid_metrics
+from helixtune import metrics
+from helixtune_tools import HybridModel
 
 FULL = dict(cnn_layers=4, lstm_layers=3, units=128, filter_depth=96, kernel_size=10, pool_size=9,
             predict_phase=True)
@@ -284,7 +285,7 @@ def test_metrics_hand_computed():
     true = np.array([[0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3]])
     pred = np.array([[0, 1, 0, 1, 1, 2, 2, 2, 3, 3, 0, 3]])
     sw = np.ones((1, 12))
-    acc = hybrid_metrics.ConfusionAccumulator(P).add(onehot(true), onehot(pred), sw)
+    acc = metrics.ConfusionAccumulator(P).add(onehot(true), onehot(pred), sw)
     cm = np.array(acc.report()["confusion_matrix"])
     assert cm.tolist() == [[2, 1, 0, 0], [0, 2, 1, 0], [0, 0, 2, 1], [1, 0, 0, 2]]
     # genic: TP 6, FP (1+1+1), FN (1+1+1)
@@ -296,10 +297,10 @@ def test_metrics_hand_computed():
     assert (r["legacy_cds"]["tp"], r["legacy_cds"]["fp"], r["legacy_cds"]["fn"]) == (5, 1, 1)
     # one zero weight masks its whole time step
     sw[0, 4] = 0
-    acc = hybrid_metrics.ConfusionAccumulator(P).add(onehot(true), onehot(pred), sw)
+    acc = metrics.ConfusionAccumulator(P).add(onehot(true), onehot(pred), sw)
     assert acc.n_bases == 9 and np.array(acc.report()["confusion_matrix"])[1].sum() == 0
     # NaN F1 -> 0
-    acc = hybrid_metrics.ConfusionAccumulator(P).add(onehot(np.zeros((1, 3), int)),
+    acc = metrics.ConfusionAccumulator(P).add(onehot(np.zeros((1, 3), int)),
                                                      onehot(np.zeros((1, 3), int)), np.ones((1, 3)))
     assert acc.report()["genic"]["f1"] == 0.0
 
@@ -308,11 +309,11 @@ def test_metrics_streaming_equals_whole():
     rng = np.random.default_rng(1)
     true, pred = rng.integers(0, 4, (6, 27)), rng.integers(0, 4, (6, 27))
     sw = rng.random((6, 27)) > 0.1
-    whole = hybrid_metrics.ConfusionAccumulator(9, phase=True).add(
+    whole = metrics.ConfusionAccumulator(9, phase=True).add(
         onehot(true), onehot(pred), sw, onehot(pred), onehot(true)).report()
-    acc = hybrid_metrics.ConfusionAccumulator(9, phase=True)
+    acc = metrics.ConfusionAccumulator(9, phase=True)
     for i in range(0, 6, 4):
         acc.add(onehot(true[i:i + 4]), onehot(pred[i:i + 4]), sw[i:i + 4], onehot(pred[i:i + 4]),
                 onehot(true[i:i + 4]))
     assert acc.report() == whole
-    assert "phase" in whole and "genic" in hybrid_metrics.format_report(whole)
+    assert "phase" in whole and "genic" in metrics.format_report(whole)

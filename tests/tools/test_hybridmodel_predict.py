@@ -1,4 +1,4 @@
-"""HybridModel.py test mode (tools/hybrid_predict.py): predictions, overlap, --eval, bad input.
+"""HybridModel.py test mode (tools/prediction.py): predictions, overlap, --eval, bad input.
 
 Acceptance 2: upstream's tiny_model.h5 reproduces upstream's predictions within float16
 rounding; our model files load in TensorFlow 2.15 (.venv-tf215) with the same predictions.
@@ -16,7 +16,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helixtune import h5layout, network
-from helixtune_tools import HybridModel, hybrid_predict
+from helixtune import model_inputs, prediction
+from helixtune_tools import HybridModel
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 TF215 = ROOT / ".venv-tf215" / "bin" / "python"
@@ -37,7 +38,7 @@ def tiny3(tmp_path_factory):
     model = network.build_model(pool_size=3, **TINY)
     path = tmp_path_factory.mktemp("m") / "tiny3.h5"
     network.save_model(model, path)
-    return path, hybrid_predict.Predictor(model)
+    return path, prediction.Predictor(model)
 
 
 def write_data(path, lengths, L, seed=0, y=False, keep=None, n_bams=0):
@@ -97,11 +98,11 @@ def naive_overlap(data, predictor, offset, core):
     L = data.length
     W = L - L % predictor.pool_size
     trim = (W - core) // 2
-    x = hybrid_predict.to_model_layout(data.X[:].astype(np.float32), data.shifts)
-    outs = [np.zeros((data.n, L, 4)) for _ in range(2)]
-    for r0, r1 in hybrid_predict.contiguous_ranges(data.start_ends, data.seqids, data.species):
+    x = model_inputs.to_model_layout(h5py.File(data.path)["data/X"][:].astype(np.float32), data.shifts)
+    outs = [np.zeros((data.n_rows, L, 4)) for _ in range(2)]
+    for r0, r1 in prediction.contiguous_ranges(data.start_ends, data.seqids, data.species):
         stream = x[r0:r1].reshape(-1, 4)
-        starts = hybrid_predict.window_offsets(len(stream), W, offset)
+        starts = prediction.window_offsets(len(stream), W, offset)
         sums = [np.zeros((len(stream), 4)) for _ in range(2)]
         count = np.zeros(len(stream))
         for k, s in enumerate(starts):
@@ -129,7 +130,7 @@ def test_upstream_model_reproduces_upstream_predictions(shared_data, tmp_path, r
     with h5py.File(out) as a, h5py.File(up / "mpusilla.tiny_model.predictions.h5") as b, \
             h5py.File(up / "mpusilla.fasta2h5.h5") as x:
         L = x["data/X"].shape[1]
-        shifts = hybrid_predict.front_padding(x["data/start_ends"][:], L)
+        shifts = model_inputs.minus_padding_shifts(x["data/start_ends"][:], L)
         assert shifts.any()  # the file has padded minus rows
         for name in ("predictions", "predictions_phase"):
             ours, ref = a[name], b[name]
@@ -137,7 +138,7 @@ def test_upstream_model_reproduces_upstream_predictions(shared_data, tmp_path, r
                          "compression_opts", "shuffle"):
                 assert getattr(ours, prop) == getattr(ref, prop), (name, prop)
             # upstream: minus padding first; ours: aligned with data/X (padding last)
-            mine = hybrid_predict.to_model_layout(ours[:].astype(np.float32), shifts)
+            mine = model_inputs.to_model_layout(ours[:].astype(np.float32), shifts)
             theirs = ref[:].astype(np.float32)
             np.testing.assert_allclose(mine, theirs, rtol=0, atol=1e-3)  # 1 float16 ulp at 1
             assert np.mean(mine != theirs) < 0.01
@@ -217,12 +218,12 @@ def test_our_model_files_load_in_tf_2_15(tmp_path):
 
 def test_layout_round_trip():
     se = np.array([[0, 10], [10, 15], [15, 10], [10, 0]])
-    shifts = hybrid_predict.front_padding(se, 10)
+    shifts = model_inputs.minus_padding_shifts(se, 10)
     assert shifts.tolist() == [0, 0, 5, 0]
     rows = np.arange(40).reshape(4, 10)
-    moved = hybrid_predict.to_model_layout(rows, shifts)
+    moved = model_inputs.to_model_layout(rows, shifts)
     assert moved[2].tolist() == [25, 26, 27, 28, 29, 20, 21, 22, 23, 24]
-    np.testing.assert_array_equal(hybrid_predict.to_file_layout(moved, shifts), rows)
+    np.testing.assert_array_equal(model_inputs.to_file_layout(moved, shifts), rows)
 
 
 def test_length_not_divisible_by_pool_size(tmp_path, run_tool, tiny3):
@@ -234,11 +235,11 @@ def test_length_not_divisible_by_pool_size(tmp_path, run_tool, tiny3):
     assert code == 0 and "not divisible by the pool size 3" in err, err
     with h5py.File(out) as h5, h5py.File(data) as d:
         assert h5.attrs["n_bases_removed"] == 1 and h5["predictions"].compression == "lzf"
-        shifts = hybrid_predict.front_padding(d["data/start_ends"][:], 10)
-        pred = hybrid_predict.to_model_layout(h5["predictions"][:], shifts)
+        shifts = model_inputs.minus_padding_shifts(d["data/start_ends"][:], 10)
+        pred = model_inputs.to_model_layout(h5["predictions"][:], shifts)
         assert (pred[:, 9] == 0).all() and (pred[:, :9].sum(-1) > 0.99).all()
         # equals the model on the clipped rows in model layout
-        x = hybrid_predict.to_model_layout(d["data/X"][:].astype(np.float32), shifts)
+        x = model_inputs.to_model_layout(d["data/X"][:].astype(np.float32), shifts)
         np.testing.assert_allclose(pred[:, :9], predictor(x[:, :9])[0], atol=1e-3)
 
 
@@ -267,7 +268,7 @@ def test_overlap_equals_averaged_windows(tmp_path_factory, tiny3, lengths, L, of
                                          batch_size, seed, filtered):
     _, predictor = tiny3
     path = tmp_path_factory.mktemp("ov") / "d.h5"
-    n_rows = sum(h5layout.n_rows(n, L) for n in lengths)
+    n_rows = sum(h5layout.rows_of_sequence(n, L) for n in lengths)
     keep = None
     if filtered and n_rows > 2:
         keep = [i for i in range(n_rows) if i % 3 != 1]
@@ -275,15 +276,15 @@ def test_overlap_equals_averaged_windows(tmp_path_factory, tiny3, lengths, L, of
     W = L - L % 3
     core = max(1, int(0.75 * W))
     offset = max(1, min(core, int(offset_frac * L)))
-    data = hybrid_predict.DataFile(str(path))
+    data = model_inputs.DataFile(str(path), coordinates=True)
     try:
         ref = naive_overlap(data, predictor, offset, core)
-        got = collect(hybrid_predict.predict_overlap(data, predictor, batch_size, offset, core),
-                      data.n, L)
+        got = collect(prediction.predict_overlap(data, predictor, batch_size, offset, core),
+                      data.n_rows, L)
         for r, g in zip(ref, got):
             np.testing.assert_allclose(g, r, rtol=0, atol=2e-6)
-        again = collect(hybrid_predict.predict_overlap(data, predictor, 64, offset, core),
-                        data.n, L)
+        again = collect(prediction.predict_overlap(data, predictor, 64, offset, core),
+                        data.n_rows, L)
         for a, g in zip(again, got):
             np.testing.assert_allclose(a, g, rtol=0, atol=2e-6)
     finally:
@@ -293,9 +294,9 @@ def test_overlap_equals_averaged_windows(tmp_path_factory, tiny3, lengths, L, of
 def test_overlap_without_overlap_equals_plain(tmp_path, tiny3):
     """offset = core = L: windows are exactly the (model layout) rows."""
     _, predictor = tiny3
-    data = hybrid_predict.DataFile(str(write_data(tmp_path / "d.h5", [50, 20], L=12, seed=2)))
-    plain = collect(hybrid_predict.predict_plain(data, predictor, 4), data.n, 12)
-    over = collect(hybrid_predict.predict_overlap(data, predictor, 3, 12, 12), data.n, 12)
+    data = model_inputs.DataFile(str(write_data(tmp_path / "d.h5", [50, 20], L=12, seed=2)), coordinates=True)
+    plain = collect(prediction.predict_plain(data, predictor, 4), data.n_rows, 12)
+    over = collect(prediction.predict_overlap(data, predictor, 3, 12, 12), data.n_rows, 12)
     for p, o in zip(plain, over):
         np.testing.assert_allclose(o, p, rtol=0, atol=2e-6)
     data.close()
@@ -321,17 +322,17 @@ def test_contiguous_ranges():
     se = np.array([[0, 10], [10, 20], [20, 25], [25, 20], [20, 10], [10, 0], [0, 7], [7, 0]])
     ids = np.array([b"a"] * 6 + [b"b"] * 2)
     sp = np.array([b"s"] * 8)
-    assert hybrid_predict.contiguous_ranges(se, ids, sp) == [(0, 3), (3, 6), (6, 7), (7, 8)]
+    assert prediction.contiguous_ranges(se, ids, sp) == [(0, 3), (3, 6), (6, 7), (7, 8)]
     keep = [0, 2, 3, 5, 6, 7]  # filtered: gaps split the runs
-    assert hybrid_predict.contiguous_ranges(se[keep], ids[keep], sp[keep]) == [
+    assert prediction.contiguous_ranges(se[keep], ids[keep], sp[keep]) == [
         (0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 6)]
     from helixtune.cli import UserError
     order = [1, 0, 2, 3, 4, 5, 6, 7]
     with pytest.raises(UserError, match="not in 5'->3' order"):
-        hybrid_predict.contiguous_ranges(se[order], ids[order], sp[order])
+        prediction.contiguous_ranges(se[order], ids[order], sp[order])
     order = [0, 1, 6, 2, 3, 4, 5, 7]
     with pytest.raises(UserError, match="not together"):
-        hybrid_predict.contiguous_ranges(se[order], ids[order], sp[order])
+        prediction.contiguous_ranges(se[order], ids[order], sp[order])
 
 
 # ---- --eval ------------------------------------------------------------------------------------
@@ -347,10 +348,10 @@ def test_eval_json(tmp_path, run_tool, tiny3, capsys):
     report = json.loads((tmp_path / "pred.eval.json").read_text())
     # independent computation from plain predictions
     with h5py.File(data) as d:
-        shifts = hybrid_predict.front_padding(d["data/start_ends"][:], 12)
-        x = hybrid_predict.to_model_layout(d["data/X"][:].astype(np.float32), shifts)
-        y = hybrid_predict.to_model_layout(d["data/y"][:], shifts).argmax(-1)
-        sw = hybrid_predict.to_model_layout(d["data/sample_weights"][:], shifts)
+        shifts = model_inputs.minus_padding_shifts(d["data/start_ends"][:], 12)
+        x = model_inputs.to_model_layout(d["data/X"][:].astype(np.float32), shifts)
+        y = model_inputs.to_model_layout(d["data/y"][:], shifts).argmax(-1)
+        sw = model_inputs.to_model_layout(d["data/sample_weights"][:], shifts)
     preds = predictor(x)
     mask = np.repeat((sw.reshape(len(sw), 4, 3) > 0).all(-1), 3, axis=1)
     cm = np.zeros((4, 4), int)
@@ -387,9 +388,9 @@ def test_coverage_model_prediction(tmp_path, run_tool):
         x = d["data/X"][:].astype(np.float32)
         c = [np.log(d[f"evaluation/{n}"][:] + 1.1).astype(np.float16).astype(np.float32)
              for n in ("rnaseq_coverage", "rnaseq_spliced_coverage")]
-        shifts = hybrid_predict.front_padding(d["data/start_ends"][:], 12)
-        xin = hybrid_predict.to_model_layout(np.concatenate([x] + c, -1), shifts)
-        ref = hybrid_predict.to_file_layout(np.asarray(cov(xin)[0]).reshape(-1, 12, 4), shifts)
+        shifts = model_inputs.minus_padding_shifts(d["data/start_ends"][:], 12)
+        xin = model_inputs.to_model_layout(np.concatenate([x] + c, -1), shifts)
+        ref = model_inputs.to_file_layout(np.asarray(cov(xin)[0]).reshape(-1, 12, 4), shifts)
         np.testing.assert_allclose(h5["predictions"][:].astype(np.float32), ref, atol=1e-3)
     # --overlap feeds the coverage through the same windows: one-row ranges equal plain
     code, err = run_tool(HybridModel.main, args + ["--overlap", "-p", tmp_path / "o.h5"])

@@ -1,4 +1,4 @@
-"""HybridModel.py training and fine-tuning (tools/hybrid_train.py).
+"""HybridModel.py training and fine-tuning (tools/training.py).
 
 Real data: small slices (L 21384) of upstream's S. pombe chr I file with RNA-seq coverage and the
 upstream tiny model trained on S. pombe. Tiny architectures and a few rows keep this on CPU."""
@@ -12,7 +12,9 @@ import h5py
 import numpy as np
 import pytest
 
-from helixtune_tools import HybridModel, hybrid_train
+from helixtune import model_inputs
+from helixtune_tools import HybridModel
+from helixtune_tools.HybridModel import train as training
 
 UPSTREAM = "helixer_h5/upstream_0.3.6"
 TRAIN_ROWS = [42, 63, 245, 448]  # S. pombe chr I rows with many genic bases (both strands)
@@ -130,11 +132,11 @@ def test_step_weights_by_hand():
     tr[0, 7, 2] = 1    # donor in step 2
     cw = np.array([0.7, 1.6, 1.2, 1.3], np.float32)
     tw = np.array([1, 12, 3, 1, 12, 3], np.float32)
-    w = hybrid_train.step_weights(sw, P, y, cw, tr, tw)
+    w = model_inputs.step_weights(sw, P, y, cw, tr, tw)
     np.testing.assert_allclose(w, [[(0.7 + 1.2) * 12, 0.0, 1.3 * 3]], rtol=1e-6)
-    np.testing.assert_array_equal(hybrid_train.step_weights(sw, P), [[1, 0, 1]])
+    np.testing.assert_array_equal(model_inputs.step_weights(sw, P), [[1, 0, 1]])
     # steps without transitions keep their weight (sum 0 -> 1)
-    np.testing.assert_array_equal(hybrid_train.step_weights(sw, P, transitions=tr * 0,
+    np.testing.assert_array_equal(model_inputs.step_weights(sw, P, transitions=tr * 0,
                                                             transition_weights=tw), [[1, 0, 1]])
 
 
@@ -143,7 +145,7 @@ def test_loss_equals_hand_computation(spombe, tiny_model):
     = Keras' own compile()/evaluate() reduction with temporal sample weights (what Helixer runs)."""
     from helixtune import network
     tf, K = network.tf_modules()
-    ds = hybrid_train.DataSet([str(spombe / "training_data.h5")], "training", pool_size=9,
+    ds = training.DataSet([str(spombe / "training_data.h5")], "training", pool_size=9,
                               predict_phase=True,
                               class_weights=np.array([0.7, 1.6, 1.2, 1.2], np.float32),
                               transition_weights=np.array([1, 12, 3, 1, 12, 3], np.float32))
@@ -153,9 +155,9 @@ def test_loss_equals_hand_computation(spombe, tiny_model):
     assert len(np.unique(batch["w"])) > 3  # class and transition weights really vary
     model = network.load_model(str(tiny_model))
     genic, phase = model.predict_on_batch(batch["X"].astype(np.float32))
-    total, g, p = (float(v) for v in hybrid_train.compute_losses(
+    total, g, p = (float(v) for v in training.compute_losses(
         [tf.constant(genic), tf.constant(phase)], batch["y"], batch["phases"], batch["w"]))
-    ref_total, ref_g, ref_p = hybrid_train.numpy_loss(genic, batch["y"].astype(np.float64),
+    ref_total, ref_g, ref_p = training.numpy_loss(genic, batch["y"].astype(np.float64),
                                                       batch["w"].astype(np.float64), phase,
                                                       batch["phases"].astype(np.float64))
     np.testing.assert_allclose([total, g, p], [ref_total, ref_g, ref_p], rtol=2e-5)
@@ -177,7 +179,7 @@ def test_pipeline_drops_rows_shuffles_and_clips(tmp_path, caplog):
              "err_samples": np.array([1, 1, 0, 1, 1], bool)}
     write_toy(tmp_path / "a.h5", n=5, L=95, flags=flags)  # 95 = 10 * 9 + 5: overhang clipped
     write_toy(tmp_path / "b.h5", n=3, L=95)
-    ds = hybrid_train.DataSet([str(tmp_path / "a.h5"), str(tmp_path / "b.h5")], "training",
+    ds = training.DataSet([str(tmp_path / "a.h5"), str(tmp_path / "b.h5")], "training",
                               pool_size=9, predict_phase=True)
     assert len(ds) == 3 + 3
     assert ds.items[:3].tolist() == [[0, 0], [0, 3], [0, 4]]
@@ -195,23 +197,23 @@ def test_pipeline_drops_rows_shuffles_and_clips(tmp_path, caplog):
     for name in ("training_data.x.h5", "validation_data.x.h5"):
         os.replace(tmp_path / ("a.h5" if name.startswith("t") else "b.h5"), tmp_path / "d" / name)
     args = HybridModel.get_parser().parse_args(["-d", str(tmp_path / "d")])
-    hybrid_train.open_datasets(args, 9)
+    training.open_datasets(args, 9)
     assert "not divisible by the pool size 9" in caplog.text
 
 
 def test_prefetcher_streams_every_batch_in_order(tmp_path):
     write_toy(tmp_path / "a.h5", n=7, L=18)
-    ds = hybrid_train.DataSet([str(tmp_path / "a.h5")], "validation", pool_size=9)
+    ds = training.DataSet([str(tmp_path / "a.h5")], "validation", pool_size=9)
     batches = ds.batch_indices(ds.epoch_order(1, 0), 3)
-    got = [b["X"] for b in hybrid_train.Prefetcher(ds, batches, depth=1)]
+    got = [b["X"] for b in training.Prefetcher(ds, batches, depth=1)]
     want = [ds.read_batch(b)["X"] for b in batches]
     ds.close()
     assert [g.shape[0] for g in got] == [3, 3, 1]
     for g, w in zip(got, want):
         np.testing.assert_array_equal(g, w)
-    pool = hybrid_train.ReaderPool([ds], 2)  # --workers 2: reader processes, same batches
+    pool = training.ReaderPool([ds], 2)  # --workers 2: reader processes, same batches
     try:
-        got = [b["X"] for b in hybrid_train.Prefetcher(ds, batches, depth=1, pool=pool)]
+        got = [b["X"] for b in training.Prefetcher(ds, batches, depth=1, pool=pool)]
     finally:
         pool.close()
     assert len(got) == 3
@@ -222,7 +224,7 @@ def test_prefetcher_streams_every_batch_in_order(tmp_path):
 @pytest.mark.parametrize("norm,expect", [(None, [-1, 0, 99]), ("linear", [-0.01, 0, 0.99]),
                                          ("log", np.log([0.1, 1.1, 100.1]))])
 def test_coverage_norm(norm, expect):
-    got = hybrid_train.normalise_coverage(np.array([-1, 0, 99]), norm)
+    got = model_inputs.normalise_coverage(np.array([-1, 0, 99]), norm)
     assert got.dtype == np.float16
     np.testing.assert_allclose(got, expect, rtol=1e-3)
 
@@ -230,13 +232,13 @@ def test_coverage_norm(norm, expect):
 def test_coverage_input_channels(spombe):
     args = HybridModel.get_parser().parse_args(["-d", str(spombe), "--input-coverage",
                                                 "--coverage-norm", "None"])
-    _, val = hybrid_train.open_datasets(args, 9)  # the literal None: raw counts
+    _, val = training.open_datasets(args, 9)  # the literal None: raw counts
     raw = val.read_batch([0])["X"]
     val.close()
     with h5py.File(spombe / "validation_data.h5") as h5:
         np.testing.assert_array_equal(raw[0, :, 4:9],
                                       h5["evaluation/rnaseq_coverage"][0].astype(np.float16))
-    ds = hybrid_train.DataSet([str(spombe / "validation_data.h5")], "validation", pool_size=9,
+    ds = training.DataSet([str(spombe / "validation_data.h5")], "validation", pool_size=9,
                               input_coverage=True, coverage_norm="log")
     batch = ds.read_batch([1])
     ds.close()
@@ -255,8 +257,8 @@ def test_coverage_input_channels(spombe):
 def initial_model(argv, n_bams=0):
     """The model a run with ``argv`` starts from (same seed => same random initialisation)."""
     args = HybridModel.get_parser().parse_args([str(a) for a in argv])
-    hybrid_train.set_determinism(args.seed, True)
-    return hybrid_train.build_training_model(args, n_bams, 9)
+    training.set_determinism(args.seed, True)
+    return training.build_training_model(args, n_bams, 9)
 
 
 def weights_of(model):
@@ -442,18 +444,18 @@ def test_checkpoint_of_other_options_refused(spombe, tmp_path, run_tool):
     assert code == 1 and "belongs to a training run with other options" in err, err
 
 
-def test_validation_confusion_matches_hybrid_metrics(spombe_short, tiny_model):
-    """The on-device confusion matrix used for model selection = hybrid_metrics' numpy one."""
+def test_validation_confusion_matches_metrics(spombe_short, tiny_model):
+    """The on-device confusion matrix used for model selection = metrics' numpy one."""
     from helixtune import network
-    from helixtune_tools import hybrid_metrics
+    from helixtune import metrics
     spombe = spombe_short
     args = HybridModel.get_parser().parse_args(["-d", str(spombe), "--predict-phase",
                                                 "--val-test-batch-size", "1"])
-    train_set, val = hybrid_train.open_datasets(args, 9)
+    train_set, val = training.open_datasets(args, 9)
     model = network.load_model(str(tiny_model))
-    trainer = hybrid_train.Trainer(args, model, train_set, val, seed=1)
+    trainer = training.Trainer(args, model, train_set, val, seed=1)
     cm, cm_phase = trainer.validate()
-    acc = hybrid_metrics.ConfusionAccumulator(9, phase=True)
+    acc = metrics.ConfusionAccumulator(9, phase=True)
     with h5py.File(spombe / "validation_data.h5") as h5:
         for row in range(2):
             x = h5["data/X"][row:row + 1].astype(np.float32)
@@ -463,7 +465,7 @@ def test_validation_confusion_matches_hybrid_metrics(spombe_short, tiny_model):
                     phase.reshape(1, -1, 4))
     np.testing.assert_array_equal(cm, acc.cm)
     np.testing.assert_array_equal(cm_phase, acc.cm_phase)
-    assert 0.2 < hybrid_train.genic_f1(cm) == acc.genic_f1()
+    assert 0.2 < training.genic_f1(cm) == acc.genic_f1()
 
 
 def test_fine_tune_with_coverage_helixer_quirks(spombe_short, tiny_model, tmp_path, run_tool):

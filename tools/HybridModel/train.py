@@ -3,7 +3,8 @@
 Entry point: :func:`train` (called by ``tools/HybridModel.py`` for every training mode).
 
 * Data: every ``training_data*.h5`` / ``validation_data*.h5`` of ``--data-dir`` (several files and
-  species). Rows with ``is_annotated`` False or ``err_samples`` False are dropped, as Helixer does.
+  species), read through :mod:`helixtune.model_inputs` exactly as prediction reads its rows
+  (padded minus-strand rows padding-first, as Helixer 0.3.6; the same coverage normalisation). Rows with ``is_annotated`` False or ``err_samples`` False are dropped, as Helixer does.
   Rows are read one HDF5 chunk at a time (bounded memory: a few batches, never a whole file), in an
   order reshuffled every epoch from ``--seed`` and the epoch number, by a background thread that
   keeps ``PREFETCH`` batches ready, so the accelerator never waits on the disk.
@@ -28,12 +29,9 @@ Deliberate differences from Helixer 0.3.6 (documented, not bugs):
 * the model file holds no optimizer state or training config (Helixer 0.3.6 loads models with
   ``compile=True``; a tf_keras 2.20 optimizer config could break that) - the optimizer state is
   in the training-state checkpoint;
-* padded minus-strand rows are used as stored (padding last, aligned with data/X), as our
-  predictions are; 0.3.6 moves their padding to the front when reading;
 * ``--fine-tune --input-coverage`` keeps the whole pretrained body and gives the hidden layer a
   ReLU; ``--helixer-coverage-quirks`` reproduces Helixer (last BiLSTM dropped, linear layer).
 """
-import ast
 import glob
 import hashlib
 import json
@@ -47,12 +45,11 @@ import time
 import h5py
 import numpy as np
 
-from helixtune import cli
+from helixtune import cli, model_inputs
 
 log = logging.getLogger("helixtune.hybridmodel")
 
 LOSS_WEIGHTS = (0.8, 0.2)
-COVERAGE_PREFIX = "rnaseq"  # Helixer hard-codes this prefix for --input-coverage
 PREFETCH = 4  # batches kept ready by the background reader
 LOG_EVERY_S = 60.0  # progress lines when stdout is not a terminal (the bar is shown per epoch)
 CHECKPOINT_SUFFIX = ".train_state.npz"
@@ -62,119 +59,9 @@ CHECKPOINT_SUFFIX = ".train_state.npz"
 # options
 
 
-def parse_weight_list(value, n, option):
-    """``--class-weights`` / ``--transition-weights``: 'None' (or None) or a list of n numbers."""
-    if value is None or (isinstance(value, str) and value.strip() in ("", "None")):
-        return None
-    if isinstance(value, str):
-        try:
-            value = ast.literal_eval(value.strip())
-        except (ValueError, SyntaxError):
-            raise cli.UserError(f"{option}: {value!r} is not a list of {n} numbers, "
-                                f"e.g. \"[{', '.join(['1'] * n)}]\"", code=2) from None
-    try:
-        arr = np.asarray(value, dtype=np.float32)
-    except (TypeError, ValueError):
-        raise cli.UserError(f"{option}: {value!r} is not a list of {n} numbers", code=2) from None
-    if arr.shape != (n,):
-        raise cli.UserError(f"{option}: expected {n} weights, got {value!r}", code=2)
-    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
-        raise cli.UserError(f"{option}: weights must be finite and >= 0, got {value!r}", code=2)
-    return arr
-
-
-def coverage_norm_of(value):
-    """``--coverage-norm``: None / 'None' (raw counts), 'linear' or 'log'."""
-    if value is None or value == "None":
-        return None
-    if value not in ("linear", "log"):
-        raise cli.UserError(f"--coverage-norm must be None, linear or log, not {value!r}", code=2)
-    return value
-
-
-def normalise_coverage(counts, norm):
-    """Spec §3.2: raw counts, x/100 (linear) or ln(x + 1.1) (log); then float16 like Helixer."""
-    counts = counts.astype(np.float32)
-    if norm == "linear":
-        counts = counts / 100.0
-    elif norm == "log":
-        counts = np.log(counts + 1.1)
-    return counts.astype(np.float16)
-
-
-# --------------------------------------------------------------------------------------------
-# per-step weights (spec §2.3)
-
-
-def step_weights(sample_weights, pool_size, y=None, class_weights=None, transitions=None,
-                 transition_weights=None):
-    """Per time-step weights (B, T) float32 from base-level arrays already clipped to T*P bp.
-
-    mask: 1 where all P bases of the step have sample weight != 0; class weights: the sum of the
-    weights of every class present among the step's bases; transition weights: max over the step
-    of each transition channel, dotted with the weights, 0 replaced by 1. The product is returned.
-    """
-    B, Lc = sample_weights.shape
-    T = Lc // pool_size
-    w = np.all(sample_weights.reshape(B, T, pool_size) != 0, axis=2).astype(np.float32)
-    if class_weights is not None:
-        present = np.any(y.reshape(B, T, pool_size, -1) != 0, axis=2).astype(np.float32)
-        w *= present @ class_weights
-    if transition_weights is not None:
-        marks = transitions.reshape(B, T, pool_size, -1).max(axis=2).astype(np.float32)
-        tsum = marks @ transition_weights
-        tsum[tsum == 0] = 1.0
-        w *= tsum
-    return w
-
-
-# --------------------------------------------------------------------------------------------
-# data files
-
-
-class DataFile:
-    """One training or validation HDF5 file: checked, with the indices of the rows kept."""
-
-    def __init__(self, path, role, needs):
-        self.path = path
-        try:
-            h5 = h5py.File(path, "r")
-        except OSError as e:
-            raise cli.UserError(f"{path}: not a readable HDF5 file ({e})") from None
-        with h5:
-            missing = [name for name in needs if name not in h5]
-            if missing:
-                why = {"data/phases": " (needed by --predict-phase)",
-                       "data/transitions": " (needed by --transition-weights)",
-                       f"evaluation/{COVERAGE_PREFIX}_coverage": " (needed by --input-coverage; "
-                       "add it with add_ngs_coverage.py --dataset-prefix rnaseq)",
-                       f"evaluation/{COVERAGE_PREFIX}_spliced_coverage":
-                       " (needed by --input-coverage)"}
-                raise cli.UserError(f"{path}: {role} file lacks dataset(s) " + ", ".join(
-                    f"{name}{why.get(name, '')}" for name in missing))
-            X = h5["data/X"]
-            if X.ndim != 3 or X.shape[2] != 4:
-                raise cli.UserError(f"{path}: data/X has shape {X.shape}; expected (N, L, 4)")
-            self.n_rows, self.length = X.shape[0], X.shape[1]
-            for name in needs:
-                shape = h5[name].shape
-                if shape[0] != self.n_rows or (len(shape) > 1 and shape[1] != self.length):
-                    raise cli.UserError(f"{path}: {name} has shape {shape} but data/X "
-                                        f"{X.shape}: the rows or lengths differ")
-            keep = h5["data/is_annotated"][:] & h5["data/err_samples"][:]
-            self.rows = np.flatnonzero(keep).astype(np.int64)
-            self.n_bams = None
-            cov = f"evaluation/{COVERAGE_PREFIX}_coverage"
-            if cov in needs:
-                self.n_bams = h5[cov].shape[2]
-                spliced = h5[f"evaluation/{COVERAGE_PREFIX}_spliced_coverage"].shape[2]
-                if spliced != self.n_bams:
-                    raise cli.UserError(f"{path}: {cov} has {self.n_bams} BAM columns but the "
-                                        f"spliced coverage {spliced}")
-
-
 class DataSet:
-    """All training (or validation) files of a data directory, read as batches of kept rows."""
+    """All training (or validation) files of a data directory, read as batches of usable rows
+    in model layout (:mod:`helixtune.model_inputs`, the same inputs prediction sees)."""
 
     def __init__(self, paths, role, pool_size, predict_phase=False, input_coverage=False,
                  coverage_norm=None, class_weights=None, transition_weights=None):
@@ -182,20 +69,14 @@ class DataSet:
         self.pool_size = pool_size
         self.predict_phase = predict_phase
         self.input_coverage = input_coverage
-        self.coverage_norm = coverage_norm
         train = role == "training"
         self.class_weights = class_weights if train else None
         self.transition_weights = transition_weights if train else None
-        self.needs = ["data/X", "data/y", "data/sample_weights", "data/is_annotated",
-                      "data/err_samples"]
-        if predict_phase:
-            self.needs.append("data/phases")
+        targets = ["y", "sample_weights"] + (["phases"] if predict_phase else [])
         if self.transition_weights is not None:
-            self.needs.append("data/transitions")
-        if input_coverage:
-            self.needs += [f"evaluation/{COVERAGE_PREFIX}_coverage",
-                           f"evaluation/{COVERAGE_PREFIX}_spliced_coverage"]
-        self.files = [DataFile(p, role, self.needs) for p in paths]
+            targets.append("transitions")
+        self.files = [model_inputs.DataFile(p, role, targets, None if input_coverage else 0,
+                                            coverage_norm) for p in paths]
         lengths = {f.length for f in self.files}
         if len(lengths) > 1:
             raise cli.UserError(f"{role} files have different subsequence lengths: " + ", ".join(
@@ -206,7 +87,7 @@ class DataSet:
             bams = {f.n_bams for f in self.files}
             if len(bams) > 1:
                 raise cli.UserError(f"{role} files have different numbers of BAM columns in "
-                                    f"evaluation/{COVERAGE_PREFIX}_coverage: " + ", ".join(
+                                    f"{model_inputs.COVERAGE}: " + ", ".join(
                                         f"{os.path.basename(f.path)} {f.n_bams}"
                                         for f in self.files))
             self.n_bams = bams.pop()
@@ -215,24 +96,15 @@ class DataSet:
         if self.steps == 0:
             raise cli.UserError(f"{role} files: subsequence length {self.length} is shorter "
                                 f"than the pool size {pool_size}")
-        # (file index, row) of every kept row, in file order
+        # (file index, row) of every usable row, in file order
         self.items = np.concatenate([
-            np.stack([np.full(len(f.rows), i, dtype=np.int64), f.rows], axis=1)
-            for i, f in enumerate(self.files)]) if self.files else np.zeros((0, 2), np.int64)
-        self._local = threading.local()
-
-    def __getstate__(self):
-        state = dict(self.__dict__)
-        del state["_local"]
-        return state
-
-    def __setstate__(self, state):
-        self.__dict__.update(state)
-        self._local = threading.local()
+            np.stack([np.full(len(rows), i, dtype=np.int64), rows], axis=1)
+            for i, rows in enumerate(f.usable_rows() for f in self.files)]
+        ) if self.files else np.zeros((0, 2), np.int64)
 
     @property
     def channels(self):
-        return 4 + (2 * self.n_bams if self.input_coverage else 0)
+        return self.files[0].channels
 
     def __len__(self):
         return len(self.items)
@@ -247,58 +119,27 @@ class DataSet:
     def batch_indices(self, order, batch_size):
         return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
 
-    def _handles(self):
-        """Open files (per thread: h5py objects are not shared between threads)."""
-        handles = getattr(self._local, "handles", None)
-        if handles is None:
-            handles = [h5py.File(f.path, "r") for f in self.files]
-            self._local.handles = handles
-        return handles
-
     def close(self):
-        for h in getattr(self._local, "handles", None) or []:
-            h.close()
-        self._local.handles = None
+        for f in self.files:
+            f.close()
 
     def read_batch(self, positions):
-        """Arrays of the kept rows at ``positions`` (indices into ``self.items``).
+        """Arrays of the usable rows at ``positions`` (indices into ``self.items``).
 
         Returns a dict: X (B, T*P, C) float16, y and phases (B, T, P, 4) int8, w (B, T) float32.
         """
         items = self.items[np.asarray(positions)]
-        B, L, Lc, P, T = len(items), self.length, self.clipped, self.pool_size, self.steps
-        h5s = self._handles()
-        X = np.empty((B, L, 4), np.float16)
-        y = np.empty((B, L, 4), np.int8)
-        sw = np.empty((B, L), np.int8)
-        ph = np.empty((B, L, 4), np.int8) if self.predict_phase else None
-        tr = np.empty((B, L, 6), np.int8) if self.transition_weights is not None else None
-        cov = None
-        if self.input_coverage:
-            cov = np.empty((B, L, 2 * self.n_bams), np.float16)
-        for i, (fi, row) in enumerate(items):
-            h5 = h5s[fi]
-            h5["data/X"].read_direct(X, np.s_[row], np.s_[i])
-            h5["data/y"].read_direct(y, np.s_[row], np.s_[i])
-            h5["data/sample_weights"].read_direct(sw, np.s_[row], np.s_[i])
-            if ph is not None:
-                h5["data/phases"].read_direct(ph, np.s_[row], np.s_[i])
-            if tr is not None:
-                h5["data/transitions"].read_direct(tr, np.s_[row], np.s_[i])
-            if cov is not None:
-                n = self.n_bams
-                cov[i, :, :n] = normalise_coverage(
-                    h5[f"evaluation/{COVERAGE_PREFIX}_coverage"][row], self.coverage_norm)
-                cov[i, :, n:] = normalise_coverage(
-                    h5[f"evaluation/{COVERAGE_PREFIX}_spliced_coverage"][row], self.coverage_norm)
-        if cov is not None:
-            X = np.concatenate([X, cov], axis=2)
-        X, y, sw = X[:, :Lc], y[:, :Lc], sw[:, :Lc]
-        w = step_weights(sw, P, y, self.class_weights,
-                         None if tr is None else tr[:, :Lc], self.transition_weights)
-        batch = {"X": np.ascontiguousarray(X), "y": y.reshape(B, T, P, 4), "w": w}
-        if ph is not None:
-            batch["phases"] = ph[:, :Lc].reshape(B, T, P, 4)
+        B, Lc, P, T = len(items), self.clipped, self.pool_size, self.steps
+        rows = [self.files[fi].read(row, row + 1) for fi, row in items]
+        X, y, sw = (np.concatenate([r[k][:, :Lc] for r in rows])
+                    for k in ("x", "y", "sample_weights"))
+        tr = (np.concatenate([r["transitions"][:, :Lc] for r in rows])
+              if self.transition_weights is not None else None)
+        w = model_inputs.step_weights(sw, P, y, self.class_weights, tr, self.transition_weights)
+        batch = {"X": X, "y": y.reshape(B, T, P, 4), "w": w}
+        if self.predict_phase:
+            batch["phases"] = np.concatenate([r["phases"][:, :Lc] for r in rows]).reshape(
+                B, T, P, 4)
         return batch
 
 
@@ -321,12 +162,12 @@ def find_data_files(data_dir):
 def open_datasets(args, pool_size):
     """Check and open the training and validation sets (clear errors before any training)."""
     train_paths, val_paths = find_data_files(args.data_dir)
-    class_weights = parse_weight_list(getattr(args, "class_weights", None), 4, "--class-weights")
-    transition_weights = parse_weight_list(getattr(args, "transition_weights", None), 6,
-                                           "--transition-weights")
+    class_weights, transition_weights = (
+        None if w is None else np.asarray(w, np.float32)
+        for w in (getattr(args, "class_weights", None), getattr(args, "transition_weights", None)))
     common = dict(pool_size=pool_size, predict_phase=bool(args.predict_phase),
                   input_coverage=bool(getattr(args, "input_coverage", False)),
-                  coverage_norm=coverage_norm_of(getattr(args, "coverage_norm", None)))
+                  coverage_norm=model_inputs.coverage_norm_of(getattr(args, "coverage_norm", None)))
     train = DataSet(train_paths, "training", class_weights=class_weights,
                     transition_weights=transition_weights, **common)
     val = DataSet(val_paths, "validation", **common)
@@ -492,10 +333,10 @@ def numpy_loss(genic_pred, y, weights, phase_pred=None, phases=None, eps=1e-7):
 
 
 def genic_f1(cm):
-    """Genic F1 of a 4x4 confusion matrix (spec §2.5, hybrid_metrics' definition)."""
-    from helixtune_tools import hybrid_metrics
+    """Genic F1 of a 4x4 confusion matrix (spec §2.5, metrics' definition)."""
+    from helixtune import metrics
 
-    return hybrid_metrics.scores(cm, hybrid_metrics.GENIC_CLASSES, (1, 2, 3))[1]["f1"]
+    return metrics.scores(cm, metrics.GENIC_CLASSES, (1, 2, 3))[1]["f1"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -719,10 +560,10 @@ class Trainer:
                  "none" if best is None else f"{best:.4f}",
                  ", saving the model" if improved else "", time.monotonic() - t0)
         if getattr(self.args, "verbose", False):
-            from helixtune_tools import hybrid_metrics
-            acc = hybrid_metrics.ConfusionAccumulator(self.train.pool_size, phase=self.phase)
+            from helixtune import metrics
+            acc = metrics.ConfusionAccumulator(self.train.pool_size, phase=self.phase)
             acc.cm, acc.cm_phase = cm_genic, cm_phase
-            log.info("%s", hybrid_metrics.format_report(acc.report()))
+            log.info("%s", metrics.format_report(acc.report()))
         if improved:
             save_model(self.model, self.save_path, self.optimizer)
             self.state["best_f1"] = f1

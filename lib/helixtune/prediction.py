@@ -2,9 +2,9 @@
 
 Layout conventions (spec helixer-formats.md §1.5, §4.2):
 
-* The model sees every row the way Helixer 0.3.6 shows it: padded minus-strand rows have their
-  padding moved to the FRONT ("model layout"), so the numbers equal upstream's and the minus rows
-  of a sequence form one gap-free stream for --overlap.
+* The model sees every row in the model layout of :mod:`helixtune.model_inputs` (padded
+  minus-strand rows padding-first, as Helixer 0.3.6 and as in training), so the numbers equal
+  upstream's and the minus rows of a sequence form one gap-free stream for --overlap.
 * The predictions file is ALIGNED WITH data/X (the HelixerPost convention): every row is moved
   back, so position i of a predictions row belongs to position i of the data/X row on both
   strands, and padding is last, as in data/X. (0.3.6 leaves the minus padding first.)
@@ -25,42 +25,15 @@ import threading
 import h5py
 import numpy as np
 
-from helixtune import cli, h5layout, network
-from helixtune_tools import hybrid_metrics
+from helixtune import cli, h5layout, model_inputs, network
+from helixtune import metrics
 
-log = logging.getLogger("helixtune.hybrid_predict")
+log = logging.getLogger("helixtune.prediction")
 
-COVERAGE_PREFIX = "rnaseq"
 _END = object()
 
 
 # ---- geometry ----------------------------------------------------------------------------------
-
-def front_padding(start_ends, length):
-    """Per row: how far the row is rolled into model layout (padding of minus rows to the front).
-
-    0 for plus rows and unpadded rows; L - n_valid for padded minus rows."""
-    se = np.asarray(start_ends, dtype=np.int64).reshape(-1, 2)
-    n_valid = np.abs(se[:, 1] - se[:, 0])
-    minus = se[:, 0] > se[:, 1]
-    return np.where(minus & (n_valid < length), length - n_valid, 0)
-
-
-def to_model_layout(rows, shifts):
-    """Roll each row (axis 1) forward by its shift: data/X layout -> model layout."""
-    if not np.any(shifts):
-        return rows
-    out = np.array(rows, copy=True)
-    for i, s in enumerate(shifts):
-        if s:
-            out[i] = np.roll(rows[i], s, axis=0)
-    return out
-
-
-def to_file_layout(rows, shifts):
-    """Inverse of :func:`to_model_layout`."""
-    return to_model_layout(rows, [-s for s in shifts])
-
 
 def contiguous_ranges(start_ends, seqids, species):
     """Split the rows into runs that form one gap-free 5'->3' stream each (for --overlap).
@@ -116,88 +89,6 @@ def window_offsets(stream_length, window, offset):
     return starts
 
 
-# ---- inputs ------------------------------------------------------------------------------------
-
-def normalize_coverage(cov, norm):
-    """Helixer's ``_cov_norm`` then float16 (spec §3.2): None raw, linear x/100, log ln(x+1.1)."""
-    cov = np.asarray(cov, dtype=np.float64)
-    if norm == "log":
-        cov = np.log(cov + 1.1)
-    elif norm == "linear":
-        cov = cov / 100
-    elif norm is not None:
-        raise ValueError(f"unknown coverage normalisation {norm!r}")
-    return cov.astype(np.float16)
-
-
-class DataFile:
-    """The test data file: checks, and reading blocks of rows in model layout."""
-
-    def __init__(self, path, coverage_norm=None, n_bams=0, eval_=False, phase=False):
-        self.path = path
-        try:
-            self.h5 = h5py.File(path, "r")
-        except OSError as e:
-            raise cli.UserError(f"cannot open test data {path!r}: {e}") from None
-        data = self.h5.get("data")
-        need = ["X", "start_ends", "seqids", "species"] + (["y", "sample_weights"] if eval_ else [])
-        missing = [n for n in need if data is None or n not in data]
-        if missing:
-            raise cli.UserError(f"{path}: missing dataset(s) {', '.join('data/' + m for m in missing)}"
-                                + (" (needed by --eval)" if eval_ and {'y', 'sample_weights'} &
-                                   set(missing) else ""))
-        self.X = data["X"]
-        if self.X.ndim != 3 or self.X.shape[2] != 4:
-            raise cli.UserError(f"{path}: data/X has shape {self.X.shape}, expected (N, L, 4)")
-        self.n, self.length = self.X.shape[:2]
-        if self.n == 0:
-            raise cli.UserError(f"{path}: data/X has no rows")
-        self.start_ends = data["start_ends"][:]
-        self.seqids = data["seqids"][:]
-        self.species = data["species"][:]
-        self.shifts = front_padding(self.start_ends, self.length)
-        self.n_bams = n_bams
-        self.norm = coverage_norm
-        if n_bams:
-            cov_names = [f"evaluation/{COVERAGE_PREFIX}_coverage",
-                         f"evaluation/{COVERAGE_PREFIX}_spliced_coverage"]
-            missing = [c for c in cov_names if c not in self.h5]
-            if missing:
-                raise cli.UserError(f"{path}: --input-coverage needs {' and '.join(missing)} "
-                                    "(add_ngs_coverage.py --dataset-prefix rnaseq)")
-            self.cov = [self.h5[c] for c in cov_names]
-            for c in self.cov:
-                if c.shape[:2] != (self.n, self.length) or c.shape[2] != n_bams:
-                    raise cli.UserError(
-                        f"{path}: {c.name} has shape {c.shape}: the model was tuned with "
-                        f"{n_bams} BAM column(s); the file has {c.shape[2]} (shapes must be "
-                        f"({self.n}, {self.length}, {n_bams}))")
-        self.eval = eval_
-        self.phase = phase and eval_ and "phases" in data
-        if eval_:
-            self.y, self.sw = data["y"], data["sample_weights"]
-            self.phases = data["phases"] if self.phase else None
-
-    def read(self, a, b):
-        """Rows [a, b): model input (b-a, L, 4+2n) and eval arrays, in model layout. The input
-        is float16, as data/X and Helixer's normalised coverage are; the model casts it."""
-        shifts = self.shifts[a:b]
-        x = np.asarray(h5layout.read_rows(self.X, a, b), dtype=np.float16)
-        if self.n_bams:
-            parts = [x] + [normalize_coverage(c[a:b], self.norm) for c in self.cov]
-            x = np.concatenate(parts, axis=-1)
-        block = {"x": to_model_layout(x, shifts)}
-        if self.eval:
-            block["y"] = to_model_layout(h5layout.read_rows(self.y, a, b), shifts)
-            block["sw"] = to_model_layout(h5layout.read_rows(self.sw, a, b), shifts)
-            if self.phase:
-                block["phases"] = to_model_layout(h5layout.read_rows(self.phases, a, b), shifts)
-        return block
-
-    def close(self):
-        self.h5.close()
-
-
 def prefetch(iterable, depth=2):
     """Run ``iterable`` in a background thread, ``depth`` items ahead (bounded memory)."""
     q = queue.Queue(maxsize=depth)
@@ -239,8 +130,8 @@ def prefetch(iterable, depth=2):
 
 def blocks(data, rows_per_block):
     """(first_row, block) for consecutive blocks of rows, in file order."""
-    for a in range(0, data.n, rows_per_block):
-        yield a, data.read(a, min(a + rows_per_block, data.n))
+    for a in range(0, data.n_rows, rows_per_block):
+        yield a, data.read(a, min(a + rows_per_block, data.n_rows))
 
 
 # ---- prediction --------------------------------------------------------------------------------
@@ -368,7 +259,7 @@ def predict_overlap(data, predictor, batch_size, offset, core_length):
                 r0, _, st, _, _ = windows[j + batch_size]
                 upto = r0 + st // L
             else:
-                upto = data.n
+                upto = data.n_rows
             yield from finished(upto)
     finally:
         reader.close()
@@ -415,7 +306,7 @@ class PredictionsWriter:
             try:
                 a, outs, shifts = item
                 for writer, o in zip(self.writers, outs):
-                    writer.write(a, to_file_layout(o, shifts))  # cast to float16 there
+                    writer.write(a, model_inputs.to_file_layout(o, shifts))  # cast to float16 there
             except BaseException as e:
                 self.error = e
 
@@ -437,7 +328,7 @@ class PredictionsWriter:
 
 def write_predictions(path, data, stream, phase, compression, attrs, progress=None):
     """Write a prediction stream (model layout) to ``path``, aligned with data/X."""
-    writer = PredictionsWriter(path, data.n, data.length, phase, compression, attrs)
+    writer = PredictionsWriter(path, data.n_rows, data.length, phase, compression, attrs)
     try:
         for a, outs, _ in stream:
             writer.write(a, outs, data.shifts[a:a + len(outs[0])])
@@ -495,10 +386,13 @@ def run(args):
     # written as predicted: float16 straight from the graph; averaged or scored: float32
     predictor = Predictor(model, np.float32 if args.overlap or args.eval else np.float16)
     P = predictor.pool_size
-    data = DataFile(args.test_data, args.coverage_norm, n_bams, eval_=args.eval,
-                    phase=predictor.phase)
+    data = model_inputs.DataFile(
+        args.test_data, "test data", ("y", "sample_weights") if args.eval else (), n_bams,
+        args.coverage_norm, optional_targets=("phases",) if args.eval and predictor.phase else (),
+        coordinates=True)
+    phase = "phases" in data.targets
     try:
-        if args.eval and args.predict_phase and predictor.phase and not data.phase:
+        if args.eval and args.predict_phase and predictor.phase and not phase:
             raise cli.UserError(f"{args.test_data}: --predict-phase needs data/phases")
         L = data.length
         removed = 0 if args.overlap else L % P  # overlap windows cover every position
@@ -525,19 +419,20 @@ def run(args):
             stream = predict_overlap(data, predictor, args.val_test_batch_size, offset, core)
         else:
             stream = predict_plain(data, predictor, args.val_test_batch_size)
-        progress = cli.Progress("HybridModel.py predict", data.n, "rows")
+        progress = cli.Progress("HybridModel.py predict", data.n_rows, "rows")
         if args.eval:
-            acc = hybrid_metrics.ConfusionAccumulator(P, phase=data.phase)
+            acc = metrics.ConfusionAccumulator(P, phase=phase)
             kept = L - removed
             for a, outs, block in stream:
-                acc.add(block["y"][:, :kept], outs[0][:, :kept], block["sw"][:, :kept],
-                        block["phases"][:, :kept] if data.phase else None,
-                        outs[1][:, :kept] if data.phase else None)
+                acc.add(block["y"][:, :kept], outs[0][:, :kept],
+                        block["sample_weights"][:, :kept],
+                        block["phases"][:, :kept] if phase else None,
+                        outs[1][:, :kept] if phase else None)
                 progress.update(len(outs[0]))
             report = acc.report()
             report.update(model_path=args.load_model_path, test_data=args.test_data,
                           overlap=bool(args.overlap))
-            print(hybrid_metrics.format_report(report))
+            print(metrics.format_report(report))
             with cli.atomic_output(out_path) as tmp:
                 with open(tmp, "w") as f:
                     json.dump(report, f, indent=1)

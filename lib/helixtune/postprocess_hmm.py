@@ -454,7 +454,7 @@ def decode_region(cls, phase, x):
 
 def warm_up():
     """Compile (or load from the cache) every kernel once, e.g. while building a container image:
-    ``NUMBA_CACHE_DIR=/opt/numba-cache python -c 'from helixtune_tools._helixer_post_hmm import
+    ``NUMBA_CACHE_DIR=/opt/numba-cache python -c 'from helixtune.postprocess_hmm import
     warm_up; warm_up()'``."""
     rng = np.random.default_rng(0)
     n = 300

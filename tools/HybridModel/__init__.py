@@ -12,6 +12,7 @@ TensorFlow is imported only when a mode needs it, so --help and --version stay f
 """
 import argparse
 import logging
+import math
 
 from helixtune import cli
 
@@ -27,38 +28,30 @@ class _Deprecated(argparse.Action):
         namespace._deprecated = getattr(namespace, "_deprecated", []) + [option_string]
 
 
-def _weights_list(text):
-    """argparse type for --class-weights/--transition-weights: 'None' or a list of numbers.
-
-    Helixer eval()s the string; we parse it safely (a Python/JSON list literal)."""
+def weight_list(n):
+    """argparse type for --class-weights (n=4) / --transition-weights (n=6): 'None' or a list of
+    n finite numbers >= 0. Helixer eval()s the string; we parse it safely (a Python/JSON list)."""
     import ast
-    if text is None or text.strip() == "None":
-        return None
-    try:
-        value = ast.literal_eval(text.strip())
-    except (ValueError, SyntaxError):
-        raise argparse.ArgumentTypeError(f"{text!r} is not 'None' or a list of numbers") from None
-    if not isinstance(value, (list, tuple)) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
-        raise argparse.ArgumentTypeError(f"{text!r} is not 'None' or a list of numbers")
-    return [float(v) for v in value]
 
+    def parse(text):
+        if text is None or text.strip() in ("", "None"):
+            return None
+        try:
+            value = ast.literal_eval(text.strip())
+        except (ValueError, SyntaxError):
+            value = None
+        if not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) for v in value):
+            raise argparse.ArgumentTypeError(
+                f"{text!r} is not 'None' or a list of {n} numbers, e.g. \"[{', '.join(['1'] * n)}]\"")
+        if len(value) != n:
+            raise argparse.ArgumentTypeError(f"expected {n} weights, got {text!r}")
+        if not all(math.isfinite(v) and v >= 0 for v in value):
+            raise argparse.ArgumentTypeError(f"weights must be finite and >= 0, got {text!r}")
+        return [float(v) for v in value]
 
-def _non_negative_float(text):
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text!r} must be >= 0")
-    return value
-
-
-def _dropout(text):
-    value = _non_negative_float(text)
-    if value >= 1:
-        raise argparse.ArgumentTypeError(f"{text!r} must be in [0, 1)")
-    return value
+    parse.__name__ = f"list of {n} weights"
+    return parse
 
 
 def get_parser():
@@ -93,16 +86,16 @@ def get_parser():
                        help="save a model file at every validation check")
     train.add_argument("--optimizer", choices=["adam", "adamw"], default="adamw",
                        help="optimizer (default: %(default)s)")
-    train.add_argument("--learning-rate", type=_non_negative_float, default=3e-4,
+    train.add_argument("--learning-rate", type=cli.number_in(0, math.inf), default=3e-4,
                        help="learning rate (default: %(default)s)")
-    train.add_argument("--weight-decay", type=_non_negative_float, default=3.5e-5,
+    train.add_argument("--weight-decay", type=cli.number_in(0, math.inf), default=3.5e-5,
                        help="weight decay of adamw (default: %(default)s)")
-    train.add_argument("--clip-norm", type=_non_negative_float, default=3.0,
+    train.add_argument("--clip-norm", type=cli.number_in(0, math.inf), default=3.0,
                        help="gradient clipping norm (default: %(default)s)")
-    train.add_argument("--class-weights", type=_weights_list, default="None",
+    train.add_argument("--class-weights", type=weight_list(4), default="None",
                        help="'None' or a list of 4 weights for intergenic, UTR, CDS, intron, "
                             "e.g. \"[0.7, 1.6, 1.2, 1.2]\" (default: %(default)s)")
-    train.add_argument("--transition-weights", type=_weights_list, default="None",
+    train.add_argument("--transition-weights", type=weight_list(6), default="None",
                        help="'None' or a list of 6 transition weights, e.g. "
                             "\"[1, 12, 3, 1, 12, 3]\" (default: %(default)s)")
     train.add_argument("--predict-phase", action="store_true",
@@ -187,9 +180,9 @@ def get_parser():
                       help="convolution kernel size (default: %(default)s)")
     arch.add_argument("--pool-size", type=cli.positive_int, default=9,
                       help="bases per LSTM time step (default: %(default)s)")
-    arch.add_argument("--dropout1", type=_dropout, default=0.0,
+    arch.add_argument("--dropout1", type=cli.number_in(0, 1, include_high=False), default=0.0,
                       help="dropout after the convolutions (default: %(default)s)")
-    arch.add_argument("--dropout2", type=_dropout, default=0.0,
+    arch.add_argument("--dropout2", type=cli.number_in(0, 1, include_high=False), default=0.0,
                       help="dropout after the LSTMs (default: %(default)s)")
 
     dep = parser.add_argument_group("Deprecated (accepted with a warning, no effect)")
@@ -254,21 +247,12 @@ def main(argv=None):
         log.warning("--coverage-norm has no effect without --input-coverage")
     mode = mode_of(args)
     if mode == "test":
-        from helixtune_tools import hybrid_predict
-        return hybrid_predict.run(args)
-    try:
-        from helixtune_tools import hybrid_train
-    except ModuleNotFoundError as e:
-        if e.name != "helixtune_tools.hybrid_train":
-            raise
-        raise cli.UserError("training is not available in this installation "
-                            "(helixtune_tools.hybrid_train is missing)") from None
-    return hybrid_train.train(args)
+        from helixtune import prediction
+        return prediction.run(args)
+    from helixtune_tools.HybridModel import train
+    return train.train(args)
 
 
 def main_cli():
     cli.run(main)
 
-
-if __name__ == "__main__":
-    main_cli()

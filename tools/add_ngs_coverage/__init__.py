@@ -31,7 +31,7 @@ finally:
 
 from helixtune import cli, h5layout
 from helixtune.lzfchunks import row_chunks
-from helixtune_tools import _bam
+from helixtune_tools.add_ngs_coverage import bam as _bam
 
 log = logging.getLogger("helixtune.add_ngs_coverage")
 
@@ -707,6 +707,3 @@ def main_cli():
             code = code or 1
     os._exit(code)
 
-
-if __name__ == "__main__":
-    main_cli()
