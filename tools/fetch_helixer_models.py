@@ -178,12 +178,13 @@ def copy_response(response, part, start, total, url):
     if total:
         progress = cli.Progress(part.name[:-len(".part")], total, "bytes", every_s=10)
         progress.done = start
+    read = getattr(response, "read1", response.read)  # what has arrived, not a full chunk
     with open(part, "r+b" if start else "wb") as out:
         out.truncate(start)
         out.seek(start)
         while True:
             try:
-                chunk = response.read(CHUNK)
+                chunk = read(CHUNK)
             except (OSError, http.client.HTTPException) as e:
                 out.flush()
                 raise cli.UserError(f"download of {url} broke off after {out.tell()} bytes "
