@@ -100,13 +100,14 @@ def fetch(entry, model_dir, mirror=None):
     log.info("%s: installed %s", entry.lineage, target)
 
 
-def offline_message(url, target, reason):
+def offline_message(url, target, entry, reason):
+    """What to do when the host of ``url`` cannot be reached: which file to put where."""
     return (f"cannot reach {urllib.parse.urlsplit(url).netloc or url} to download {url} "
-            f"({reason}); without internet access, download {url} elsewhere and put it at "
-            f"{target} (or point --mirror/--model-list at a local copy)")
+            f"({reason}); without internet access, download {entry.download_link} elsewhere and "
+            f"put it at {target} (or point --mirror/--model-list at a local copy)")
 
 
-def open_download(url, offset, target):
+def open_download(url, offset, target, entry):
     """The HTTP response for ``url`` from byte ``offset`` on (a Range request when offset > 0)."""
     from helixtune import __version__
 
@@ -123,9 +124,9 @@ def open_download(url, offset, target):
     except urllib.error.URLError as e:
         if urllib.parse.urlsplit(url).scheme == "file":
             raise cli.UserError(f"cannot read {url}: {e.reason}") from None
-        raise cli.UserError(offline_message(url, target, e.reason)) from None
+        raise cli.UserError(offline_message(url, target, entry, e.reason)) from None
     except (OSError, http.client.HTTPException) as e:
-        raise cli.UserError(offline_message(url, target, e)) from None
+        raise cli.UserError(offline_message(url, target, entry, e)) from None
 
 
 def resume_point(response, offset):
@@ -148,13 +149,13 @@ def download(url, target, entry):
     it, renamed only after the size, sha256 (if listed) and HDF5 signature checks pass."""
     part = target.with_name(target.name + ".part")
     offset = part.stat().st_size if part.is_file() else 0
-    response = open_download(url, offset, target)
+    response = open_download(url, offset, target, entry)
     start, total = resume_point(response, offset) if response is not None else (0, None)
     if response is None or (start != offset and getattr(response, "status", None) == 206):
         if response is not None:
             response.close()
         log.info("%s: the partial download does not fit the server's file; starting again", part)
-        response = open_download(url, 0, target)
+        response = open_download(url, 0, target, entry)
         start, total = resume_point(response, 0)
     elif start != offset:
         log.info("%s: the server cannot resume; downloading again from the start", url)
