@@ -313,7 +313,8 @@ def test_mirror_as_local_directory(fetch_tool, tmp_path, served):
     assert (tmp_path / "m" / "fungi" / "fungi_a.h5").read_bytes() == served["fungi_a.h5"]
 
 
-def test_sigterm_stops_and_keeps_the_partial_file(tmp_path, server, served):
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_signal_stops_and_keeps_the_partial_file(tmp_path, server, served, signum):
     server.stall_after = 50_000
     env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "xdg"))
     proc = subprocess.Popen([shutil.which("fetch_helixer_models.py"), "-l", "fungi", "--model-list",
@@ -324,7 +325,7 @@ def test_sigterm_stops_and_keeps_the_partial_file(tmp_path, server, served):
     while not (part.exists() and part.stat().st_size) and time.monotonic() < deadline:
         time.sleep(0.05)
     time.sleep(0.2)
-    proc.send_signal(signal.SIGTERM)
+    proc.send_signal(signum)
     t0 = time.monotonic()
     _, err = proc.communicate(timeout=10)
     assert time.monotonic() - t0 < 2
