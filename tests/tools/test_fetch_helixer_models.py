@@ -3,7 +3,6 @@ import hashlib
 import http.server
 import logging
 import os
-import pathlib
 import shutil
 import signal
 import socket
