@@ -2,6 +2,7 @@
 geenuff2h5 on both strands), robustness repairs, real data without crashes, hard errors."""
 import gzip
 import sqlite3
+import subprocess
 
 import numpy as np
 import pytest
@@ -342,3 +343,63 @@ def test_galaxy_test_database_up_to_date(tmp_path):
     fresh = sqlite3.connect(db).execute(query).fetchall()
     committed = sqlite3.connect(f"{data}/annotated.sqlite3").execute(query).fetchall()
     assert fresh == committed and len(fresh) == 6
+
+
+# ---------------------------------------------------------------------------------------------
+# Unknown feature types (a typo must not silently drop a CDS)
+
+
+def _typo_case(tmp_path):
+    lines = [x if x[2] != "CDS" else x[:2] + ("CSD",) + x[3:] for x in gene("g", **BASE)]
+    lines += [("chr", "t", "five_prime_UTR", 11, 20, ".", "+", ".", "Parent=g.1"),
+              ("chr", "t", "region", 1, N, ".", "+", ".", "ID=chr")]
+    return write_case(tmp_path, base_seq(), lines)
+
+
+def test_unknown_feature_type_warned(tmp_path):
+    """The executable warns on stderr (even with --quiet) and in the report; exit 0."""
+    fasta, gff = _typo_case(tmp_path)
+    csd_lines = [i for i, t in enumerate(gff.read_text().splitlines(), 1) if "\tCSD\t" in t]
+    assert len(csd_lines) == 2
+    db, log = tmp_path / "o.sqlite3", tmp_path / "o.log"
+    proc = subprocess.run(["import2geenuff.py", "--gff3", gff, "--fasta", fasta, "--db-path", db,
+                           "--log-file", log, "--species", "sp", "--quiet"],
+                          capture_output=True, text=True, check=False)
+    code, err = proc.returncode, proc.stderr
+    assert code == 0, err
+    expected = f"'CSD': 2 line(s), e.g. {gff}:{csd_lines[0]}, {gff}:{csd_lines[1]}"
+    assert "WARNING: unknown feature types" in err and expected in err, err
+    report = log.read_text()
+    assert expected in report, report
+    # known but ignored types (UTR, region) are not reported
+    assert "five_prime_UTR'" not in err + report and "'region'" not in err + report
+    # the transcript is kept, without CDS and protein
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT given_name FROM transcript").fetchall() == [("g.1",)]
+    assert con.execute("SELECT count(*) FROM feature WHERE type = 'geenuff_cds'").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM protein").fetchone() == (0,)
+    assert "coding transcripts: 0\n" in report
+
+
+def test_unknown_feature_type_examples_capped(tmp_path, run_tool):
+    lines = gene("g", **BASE) + [("chr", "t", "Gene", 1, 5, ".", "+", ".", f"ID=x{i}")
+                                 for i in range(5)]
+    fasta, gff = write_case(tmp_path, base_seq(), lines)
+    first = next(i for i, t in enumerate(gff.read_text().splitlines(), 1) if "\tGene\t" in t)
+    code, err = run_tool(import2geenuff.main, ["--gff3", gff, "--fasta", fasta, "--species", "sp",
+                                               "--db-path", tmp_path / "o.sqlite3", "--quiet"])
+    assert code == 0
+    examples = ", ".join(f"{gff}:{first + k}" for k in range(3))
+    assert f"'Gene': 5 line(s), e.g. {examples}\n" in err, err
+
+
+def test_unknown_feature_type_strict(tmp_path, run_tool):
+    fasta, gff = _typo_case(tmp_path)
+    first = next(i for i, t in enumerate(gff.read_text().splitlines(), 1) if "\tCSD\t" in t)
+    db, log = tmp_path / "o.sqlite3", tmp_path / "o.log"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, err = run_tool(import2geenuff.main, ["--gff3", gff, "--fasta", fasta, "--db-path", db,
+                                               "--log-file", log, "--species", "sp", "--strict"])
+    assert code == 1
+    assert f"{gff}: line {first}: unknown feature type 'CSD'" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no database, log or .part
