@@ -22,6 +22,7 @@ def assert_same_datasets(ours, ref, names=("X", "seqids", "species", "start_ends
             np.testing.assert_array_equal(x[:], y[:], err_msg=name)
 
 
+@pytest.mark.realdata
 def test_helixerpost_example(shared_data, tmp_path, run_tool):
     d = shared_data / "helixer_h5" / "helixerpost_example"
     out = tmp_path / "genome_data.h5"
@@ -34,6 +35,7 @@ def test_helixerpost_example(shared_data, tmp_path, run_tool):
         assert set(h5.attrs) == {"timestamp", "input_path", "geenuff_commit", "helixer_commit"}
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("name,fasta,species,length", [
     ("mpusilla", "micromonas_pusilla/mini_test_data.fa.gz", "MpusillaCCMP1545", 21384),
     ("athaliana", "arabidopsis_thaliana/at_tair10_1pct.shared.fa.gz", "athaliana", 64152),
@@ -48,6 +50,7 @@ def test_equals_upstream_0_3_6(shared_data, tmp_path, run_tool, name, fasta, spe
     assert_same_datasets(out, shared_data / "helixer_h5" / "upstream_0.3.6" / f"{name}.fasta2h5.h5")
 
 
+@pytest.mark.realdata
 def test_mini_test_data_rows(shared_data, tmp_path, run_tool):
     """scaffold_20/21 of Helixer's own test file are NW_003315901.1/NW_003315902.1 (L 20000)."""
     out = tmp_path / "mini.h5"

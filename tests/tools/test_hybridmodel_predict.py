@@ -119,6 +119,7 @@ def naive_overlap(data, predictor, offset, core):
 
 # ---- acceptance 2 ------------------------------------------------------------------------------
 
+@pytest.mark.realdata
 def test_upstream_model_reproduces_upstream_predictions(shared_data, tmp_path, run_tool):
     up = shared_data / "helixer_h5" / "upstream_0.3.6"
     out = tmp_path / "pred.h5"

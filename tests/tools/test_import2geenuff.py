@@ -263,6 +263,7 @@ def test_minus_strand_coordinates(tmp_path):
 # Real data: everything imports (counts are recorded in the log)
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("fasta,gff,genes,coding", [
     ("arabidopsis_thaliana/at_tair10_1pct.shared.fa.gz",
      "arabidopsis_thaliana/at_tair10_1pct.shared.genes.gff3.gz", 228, 293),
