@@ -127,8 +127,13 @@ def test_write_by_does_not_change_results(tmp_path_factory, lengths, L, write_by
         assert "".join(minus[k] for k in sorted(minus)) == seq.upper()
 
 
+# Helixer's one-hot order is C, A, T, G (spec); IUPAC codes are not used in this test.
+ONE_HOT = {"C": [1, 0, 0, 0], "A": [0, 1, 0, 0], "T": [0, 0, 1, 0], "G": [0, 0, 0, 1]}
+
+
 def test_lengths_around_L(tmp_path):
-    L = 9
+    """Rows of sequences shorter than, equal to and longer than L = 9, checked against a hand
+    list of row coordinates and a one-hot encoding written here."""
     records = [("short", "ACG"), ("exact", "ACGTACGTA"), ("longer", "ACGTACGTACG")]
     fasta = tmp_path / "g.fa"
     _write_fasta(fasta, records)
@@ -137,8 +142,17 @@ def test_lengths_around_L(tmp_path):
                           "--h5-output-path", str(out), "--quiet"]) == 0
     with h5py.File(out) as h5:
         se = h5["data/start_ends"][:].tolist()
+        X, seqids = h5["data/X"][:], h5["data/seqids"][:].tolist()
     assert se == [[0, 3], [3, 0], [0, 9], [9, 0], [0, 9], [9, 11], [11, 9], [9, 0]]
-    assert L == 9
+    assert seqids == [b"short"] * 2 + [b"exact"] * 2 + [b"longer"] * 4
+    complement = str.maketrans("ACGT", "TGCA")
+    expected = np.zeros((8, 9, 4), dtype=np.float16)
+    for row, (name, (s, e)) in enumerate(zip(seqids, se)):
+        seq = dict(records)[name.decode()]
+        bases = seq[s:e] if s < e else seq[e:s].translate(complement)[::-1]
+        expected[row, :len(bases)] = [ONE_HOT[b] for b in bases]  # padding: zeros at the end
+    assert X.dtype == np.float16
+    np.testing.assert_array_equal(X, expected)
 
 
 BAD_INPUTS = [
