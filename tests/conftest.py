@@ -56,3 +56,14 @@ def pytest_sessionfinish(session, exitstatus):
             reporter.write_line("CI: tests were skipped; failing the run (all tests must run in CI)",
                                 red=True)
             session.exitstatus = 1
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test that uses the real data (``shared_data``, directly or through a fixture) must be
+    marked ``realdata``, so ``-m 'not realdata'`` leaves exactly the self-contained tests."""
+    unmarked = [item.nodeid for item in items
+                if "shared_data" in getattr(item, "fixturenames", ())
+                and item.get_closest_marker("realdata") is None]
+    if unmarked:
+        raise pytest.UsageError("tests use shared_data without @pytest.mark.realdata: "
+                                + ", ".join(unmarked))

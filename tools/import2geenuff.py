@@ -52,6 +52,47 @@ CDS_TYPES = {"CDS", "CDS_predicted", "CDS_fragment", "edited_CDS", "CDS_supporte
              "CDS_supported_by_domain_match_data", "CDS_supported_by_sequence_similarity_data",
              "orphan_CDS", "CDS_independently_known", "polypeptide_coding_region"}
 
+# Types read by no gene model but known (not typos): common Sequence Ontology 2.5.3 names that
+# GeenuFF 0.3.2 ignores (spec 1.2; the rest of its 1,304 ignored SO names are not listed here and
+# are reported like typos), Augustus's extras, GTF 2.2 feature names and TAIR10's `protein`.
+KNOWN_IGNORED_TYPES = {
+    # UTRs, introns, codons and sites (implied by transcript, exons and CDS)
+    "five_prime_UTR", "three_prime_UTR", "UTR", "five_prime_utr", "three_prime_utr",
+    "transcription_start_site", "tss", "tts", "transcription_end_site", "TSS", "TES",
+    "intron", "five_prime_intron", "three_prime_intron", "interior_intron", "start_codon",
+    "stop_codon", "polyA_site", "polyA_signal_sequence", "splice_site", "five_prime_cis_splice_site",
+    "three_prime_cis_splice_site", "branch_site", "exon_junction", "transcript_region",
+    "five_prime_coding_exon_noncoding_region", "three_prime_coding_exon_noncoding_region",
+    "signal_peptide", "mature_protein_region", "stop_codon_redefined_as_selenocysteine",
+    "selenocysteine", "Selenocysteine", "ribosome_entry_site", "TATA_box",
+    # sequences and assembly
+    "region", "chromosome", "contig", "supercontig", "gap", "assembly", "golden_path",
+    "golden_path_fragment", "chromosome_band", "centromere", "telomere", "origin_of_replication",
+    "sequence_feature", "biological_region", "sequence_alteration", "sequence_variant",
+    "possible_base_call_error", "possible_assembly_error", "base_call_error_correction",
+    "assembly_error_correction", "sequence_conflict", "sequence_difference", "SNP", "SNV",
+    "deletion", "insertion", "substitution", "indel",
+    # alignments and evidence
+    "match", "match_part", "cDNA_match", "EST_match", "protein_match", "nucleotide_match",
+    "nucleotide_to_protein_match", "expressed_sequence_match", "translated_nucleotide_match",
+    "similarity", "experimental_feature", "read", "contig_read",
+    # repeats and mobile elements
+    "repeat_region", "dispersed_repeat", "tandem_repeat", "inverted_repeat", "direct_repeat",
+    "microsatellite", "minisatellite", "satellite_DNA", "low_complexity_region",
+    "transposable_element", "LTR_retrotransposon", "long_terminal_repeat", "terminal_inverted_repeat",
+    "retrotransposon", "non_LTR_retrotransposon", "DNA_transposon", "helitron", "MITE", "SINE_element",
+    "LINE_element", "mobile_genetic_element", "repeat_fragment", "transposable_element_fragment",
+    "transposon_fragment", "rRNA_repeat",
+    # pseudogenic parts (GeenuFF reads none of them) and other gene parts
+    "pseudogenic_transcript", "pseudogenic_exon", "pseudogenic_region", "pseudogenic_rRNA",
+    "pseudogenic_tRNA", "polypeptide", "protein_coding_primary_transcript", "operon",
+    "enhancer", "promoter", "silencer", "terminator", "insulator", "binding_site",
+    "TF_binding_site", "regulatory_region", "CpG_island", "D_loop", "mobile_element",
+    "gene_fragment", "uORF", "sORF", "ORF", "intein", "attenuator",
+    # TAIR10's protein lines (Parent of CDS lines; not an SO name, read as no model)
+    "protein",
+}
+
 START_CODON = "ATG"
 STOP_CODONS = {"TAG", "TGA", "TAA"}
 _COMPLEMENT = str.maketrans("ACGTN", "TGCAN")
@@ -83,6 +124,9 @@ def get_parser():
                        help="introns shorter than this are marked as too_short_intron errors")
     model.add_argument("--config-file",
                        help="GeenuFF YAML config; only its min_intron_length key is read")
+    model.add_argument("--strict", action="store_true",
+                       help="stop with an error at an unknown feature type (e.g. the typo CSD "
+                            "for CDS) instead of warning and ignoring its lines")
     cli.add_common_args(parser)
     return parser
 
@@ -791,6 +835,7 @@ def import_genome(args, db_tmp, stats):
     lengths = {k: len(v) for k, v in seqs.items()}
     lines, fmt = parse_annotation(args.gff3, stats)
     stats["_format"] = fmt
+    stats["_unknown_types"] = check_types(lines, args.gff3, args.strict)
     missing = collections.OrderedDict()
     for ln in lines:
         if ln.seqid not in lengths:
@@ -847,6 +892,35 @@ def import_genome(args, db_tmp, stats):
         | CDS_TYPES)
 
 
+def check_types(lines, path, strict):
+    """{unknown feature type: (count, up to 3 'file:line' examples)}; with strict, the first
+    unknown type is a UserError."""
+    known = GENE_TYPES | TRANSCRIPT_TYPES | EXON_TYPES | CDS_TYPES | KNOWN_IGNORED_TYPES
+    unknown = {}
+    for ln in lines:
+        if ln.type in known:
+            continue
+        if strict:
+            raise cli.UserError(f"{path}: line {ln.lineno}: unknown feature type {ln.type!r} "
+                                f"(--strict)")
+        count, examples = unknown.get(ln.type, (0, []))
+        if len(examples) < 3:
+            examples.append(f"{path}:{ln.lineno}")
+        unknown[ln.type] = (count + 1, examples)
+    return unknown
+
+
+def unknown_type_lines(unknown):
+    """Report lines for unknown feature types, most frequent first."""
+    if not unknown:
+        return []
+    out = [f"unknown feature types (lines ignored; --strict makes them an error): "
+           f"{sum(c for c, _ in unknown.values())} line(s) of {len(unknown)} type(s)"]
+    for ftype, (count, examples) in sorted(unknown.items(), key=lambda kv: (-kv[1][0], kv[0])):
+        out.append(f"  {ftype!r}: {count} line(s), e.g. {', '.join(examples)}")
+    return out
+
+
 def write_log(path, args, stats):
     lines = [f"import2geenuff.py: {args.gff3} ({stats.get('_format', '?')}) + {args.fasta} "
              f"-> {args.db_path}", f"species: {args.species}"]
@@ -869,12 +943,17 @@ def write_log(path, args, stats):
     if ignored:
         lines.append("line types not used for gene models: " +
                      ", ".join(f"{k} {v}" for k, v in sorted(ignored.items())))
+    unknown = unknown_type_lines(stats.get("_unknown_types"))
+    lines += unknown
     text = "\n".join(lines) + "\n"
     if path:
         with open(path, "w", encoding="utf-8") as fh:
             fh.write(text)
     for line in lines:
-        log.info("%s", line)
+        if line not in unknown:
+            log.info("%s", line)
+    for line in unknown:
+        log.warning("%s", line)
 
 
 def _resolve_paths(args):

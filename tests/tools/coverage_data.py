@@ -10,7 +10,7 @@ import h5py
 import numpy as np
 import pysam
 
-from helixtune import h5layout
+from handmade_h5 import row_dataset, start_ends
 
 #: (species, seqid, length) in file order; rows of a species are contiguous.
 SEQUENCES = [("other", "chrB", 8), ("tiny", "chr1", 25), ("tiny", "chr2", 7)]
@@ -48,12 +48,12 @@ def make_h5(path, sequences=SEQUENCES, subsequence_length=L, with_y=False):
     """A data file with X (zeros), seqids, species, start_ends (and optionally y)."""
     rows = []
     for species, seqid, n in sequences:
-        for se in h5layout.start_ends(n, subsequence_length):
+        for se in start_ends(n, subsequence_length):
             rows.append((species, seqid, se))
     with h5py.File(path, "w") as h5:
         data = h5.create_group("data")
         n = len(rows)
-        h5layout.create_dataset(data, "X", n, subsequence_length)
+        row_dataset(data, "X", np.zeros((n, subsequence_length, 4), np.float16))
         data.create_dataset("species", data=np.array([r[0].encode() for r in rows], "S25"))
         data.create_dataset("seqids", data=np.array([r[1].encode() for r in rows], "S50"))
         data.create_dataset("start_ends", data=np.array([r[2] for r in rows], np.int64))

@@ -1,4 +1,5 @@
-"""Small hand-made Helixer HDF5 files for tests (layout of lib/helixtune/h5layout.py).
+"""Small hand-made Helixer HDF5 files for tests, written with plain h5py/numpy (independent of
+lib/helixtune/h5layout.py, whose row layout and storage they check; see spec helixer-formats).
 
 Every row carries its identity in ``data/gene_lengths`` and the coverage datasets (a number made
 from the row's key), so a test can check that all per-row datasets travel together.
@@ -6,7 +7,21 @@ from the row's key), so a test can check that all per-row datasets travel togeth
 import h5py
 import numpy as np
 
-from helixtune import h5layout
+
+def start_ends(length, L):
+    """Helixer's rows of one sequence: plus rows 5'->3' ([k*L, min((k+1)*L, length))), then the
+    same pieces as minus rows (end, start) in reverse order."""
+    plus = [(s, min(s + L, length)) for s in range(0, length, L)]
+    return plus + [(e, s) for s, e in reversed(plus)]
+
+
+def row_dataset(group, name, values, compression="gzip"):
+    """``group/name`` = values with Helixer's storage: one row per chunk, resizable rows, shuffle
+    for datasets of more than one dimension."""
+    values = np.asarray(values)
+    tail = values.shape[1:]
+    return group.create_dataset(name, data=values, maxshape=(None,) + tail, chunks=(1,) + tail,
+                                compression=compression, shuffle=values.ndim > 1)
 
 
 def row_id(seqid, start, end):
@@ -20,7 +35,7 @@ def layout(seqs, L, order="length"):
         seqs = sorted(seqs, key=lambda s: -s[1])
     rows = []
     for seqid, length in seqs:
-        for s, e in h5layout.start_ends(length, L).tolist():
+        for s, e in start_ends(length, L):
             rows.append((seqid, s, e))
     return rows
 
@@ -46,28 +61,23 @@ def write_labels(path, rows, L, y, species="sp", n_bams=0, extra_attrs=None):
     ids = np.array([row_id(*r) for r in rows], dtype=np.uint32)
     with h5py.File(path, "w") as h5:
         data = h5.create_group("data")
-
-        def put(name, values):
-            d = h5layout.create_dataset(data, name, n, L)
-            if n:
-                d[:] = values
-
         X = np.zeros((n, L, 4), dtype=np.float16)
         X[..., 1] = valid
-        put("X", X)
-        put("y", y)
+        row_dataset(data, "X", X)
+        row_dataset(data, "y", y)
         phases = np.zeros((n, L, 4), dtype=np.int8)
         phases[..., 0] = valid
-        put("phases", phases)
-        put("sample_weights", valid.astype(np.int8))
-        put("transitions", np.zeros((n, L, 6), dtype=np.int8))
-        put("gene_lengths", (valid * ids[:, None]).astype(np.uint32))
-        put("err_samples", valid.any(1))
-        put("fully_intergenic_samples", ~(y[..., 0] == 1).any(1))
-        put("is_annotated", np.ones(n, dtype=bool))
-        put("species", np.array([species.encode()] * n, dtype="S25"))
-        put("seqids", np.array([r[0].encode() for r in rows], dtype="S50"))
-        put("start_ends", np.array([[r[1], r[2]] for r in rows], dtype=np.int64).reshape(n, 2))
+        row_dataset(data, "phases", phases)
+        row_dataset(data, "sample_weights", valid.astype(np.int8))
+        row_dataset(data, "transitions", np.zeros((n, L, 6), dtype=np.int8))
+        row_dataset(data, "gene_lengths", (valid * ids[:, None]).astype(np.uint32))
+        row_dataset(data, "err_samples", valid.any(1))
+        row_dataset(data, "fully_intergenic_samples", ~(y[..., 0] == 1).any(1))
+        row_dataset(data, "is_annotated", np.ones(n, dtype=bool))
+        row_dataset(data, "species", np.array([species.encode()] * n, dtype="S25"))
+        row_dataset(data, "seqids", np.array([r[0].encode() for r in rows], dtype="S50"))
+        row_dataset(data, "start_ends",
+                    np.array([[r[1], r[2]] for r in rows], dtype=np.int64).reshape(n, 2))
         if n_bams:
             ev = h5.create_group("evaluation")
             for name in ("rnaseq_coverage", "rnaseq_spliced_coverage"):
@@ -124,8 +134,8 @@ def write_predictions(path, rows, L, preds, coords_path=None, coords_attr=True,
                     ("seqids", np.array([r[0].encode() for r in rows], dtype="S50")),
                     ("species", np.array([b"sp"] * n, dtype="S25")),
                     ("start_ends", np.array([[r[1], r[2]] for r in rows], dtype=np.int64))):
-                h5layout.create_dataset(data, name, n, L)[:] = values
-            h5layout.create_dataset(data, "X", n, L)
+                row_dataset(data, name, values)
+            row_dataset(data, "X", np.zeros((n, L, 4), dtype=np.float16))
 
 
 def read_rows(path):

@@ -10,7 +10,7 @@ import pathlib
 import h5py
 import numpy as np
 
-from helixtune import h5layout
+from handmade_h5 import start_ends
 from helixtune.sequence import encode
 
 CODONS = [a + b + c for a in "ACGT" for b in "ACGT" for c in "ACGT"]
@@ -130,7 +130,7 @@ def write_pair(genome_path, preds_path, records, species, L, md5=None, compressi
         n = len(seq)
         fwd = encode(seq)
         rev = fwd[::-1, ::-1]
-        for s, e in h5layout.start_ends(n, L):
+        for s, e in start_ends(n, L):
             if s < e:
                 rows.append((seqid, (s, e), fwd[s:e], p["+"][s:e], q["+"][s:e], False))
             else:
@@ -139,9 +139,13 @@ def write_pair(genome_path, preds_path, records, species, L, md5=None, compressi
     N = len(rows)
     with h5py.File(genome_path, "w") as g, h5py.File(preds_path, "w") as f:
         data = g.create_group("data")
-        X = h5layout.create_dataset(data, "X", N, L, compression)
-        ds = {name: h5layout.create_dataset(data, name, N, L, compression)
-              for name in ("seqids", "species", "start_ends")}
+        # Helixer's storage, spelled out: one row per chunk, resizable rows, shuffle if ndim > 1
+        ds = {name: data.create_dataset(name, (N,) + tail, dtype, maxshape=(None,) + tail,
+                                        chunks=(1,) + tail, compression=compression,
+                                        shuffle=bool(tail))
+              for name, dtype, tail in (("X", np.float16, (L, 4)), ("seqids", "S50", ()),
+                                        ("species", "S25", ()), ("start_ends", np.int64, (2,)))}
+        X = ds["X"]
         P = f.create_dataset("predictions", (N, L, 4), np.float16, chunks=(1, L, 4),
                              compression=compression, shuffle=True)
         Q = f.create_dataset("predictions_phase", (N, L, 4), np.float16, chunks=(1, L, 4),

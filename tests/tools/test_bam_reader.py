@@ -47,6 +47,7 @@ def sha256(path):
     return hashlib.sha256(open(path, "rb").read()).hexdigest()
 
 
+@pytest.mark.realdata
 def test_real_bams_equal_pysam(shared_data, monkeypatch):
     """Every record of every reference of the S. pombe BAMs (one with 7 references, ~50 k
     records spread over many BGZF blocks), also when read in steps smaller than a block."""

@@ -22,6 +22,7 @@ def assert_same_datasets(ours, ref, names=("X", "seqids", "species", "start_ends
             np.testing.assert_array_equal(x[:], y[:], err_msg=name)
 
 
+@pytest.mark.realdata
 def test_helixerpost_example(shared_data, tmp_path, run_tool):
     d = shared_data / "helixer_h5" / "helixerpost_example"
     out = tmp_path / "genome_data.h5"
@@ -34,6 +35,7 @@ def test_helixerpost_example(shared_data, tmp_path, run_tool):
         assert set(h5.attrs) == {"timestamp", "input_path", "geenuff_commit", "helixer_commit"}
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("name,fasta,species,length", [
     ("mpusilla", "micromonas_pusilla/mini_test_data.fa.gz", "MpusillaCCMP1545", 21384),
     ("athaliana", "arabidopsis_thaliana/at_tair10_1pct.shared.fa.gz", "athaliana", 64152),
@@ -48,6 +50,7 @@ def test_equals_upstream_0_3_6(shared_data, tmp_path, run_tool, name, fasta, spe
     assert_same_datasets(out, shared_data / "helixer_h5" / "upstream_0.3.6" / f"{name}.fasta2h5.h5")
 
 
+@pytest.mark.realdata
 def test_mini_test_data_rows(shared_data, tmp_path, run_tool):
     """scaffold_20/21 of Helixer's own test file are NW_003315901.1/NW_003315902.1 (L 20000)."""
     out = tmp_path / "mini.h5"
@@ -124,8 +127,13 @@ def test_write_by_does_not_change_results(tmp_path_factory, lengths, L, write_by
         assert "".join(minus[k] for k in sorted(minus)) == seq.upper()
 
 
+# Helixer's one-hot order is C, A, T, G (spec); IUPAC codes are not used in this test.
+ONE_HOT = {"C": [1, 0, 0, 0], "A": [0, 1, 0, 0], "T": [0, 0, 1, 0], "G": [0, 0, 0, 1]}
+
+
 def test_lengths_around_L(tmp_path):
-    L = 9
+    """Rows of sequences shorter than, equal to and longer than L = 9, checked against a hand
+    list of row coordinates and a one-hot encoding written here."""
     records = [("short", "ACG"), ("exact", "ACGTACGTA"), ("longer", "ACGTACGTACG")]
     fasta = tmp_path / "g.fa"
     _write_fasta(fasta, records)
@@ -134,8 +142,17 @@ def test_lengths_around_L(tmp_path):
                           "--h5-output-path", str(out), "--quiet"]) == 0
     with h5py.File(out) as h5:
         se = h5["data/start_ends"][:].tolist()
+        X, seqids = h5["data/X"][:], h5["data/seqids"][:].tolist()
     assert se == [[0, 3], [3, 0], [0, 9], [9, 0], [0, 9], [9, 11], [11, 9], [9, 0]]
-    assert L == 9
+    assert seqids == [b"short"] * 2 + [b"exact"] * 2 + [b"longer"] * 4
+    complement = str.maketrans("ACGT", "TGCA")
+    expected = np.zeros((8, 9, 4), dtype=np.float16)
+    for row, (name, (s, e)) in enumerate(zip(seqids, se)):
+        seq = dict(records)[name.decode()]
+        bases = seq[s:e] if s < e else seq[e:s].translate(complement)[::-1]
+        expected[row, :len(bases)] = [ONE_HOT[b] for b in bases]  # padding: zeros at the end
+    assert X.dtype == np.float16
+    np.testing.assert_array_equal(X, expected)
 
 
 BAD_INPUTS = [

@@ -204,10 +204,22 @@ def test_bad_input(tmp_path, run_tool, make, extra, code, msg1, msg2):
     assert not list(tmp_path.glob(".*.part"))
 
 
+def best_rows(rows, error, k):
+    """The k rows of smallest error (distinct errors; one stratum): the expected selection."""
+    return {r for _, r in sorted(zip(error, rows))[:k]}
+
+
 def test_test_data_option(tmp_path, run_tool):
-    make_case(tmp_path, [("a", 130), ("b", 40)], None, [0.1] * 8, coords_attr=False)
-    code, err = run_filter(run_tool, tmp_path, "--test-data", tmp_path / "genome.h5")
+    seqs = [("a", 130), ("b", 40)]
+    rows = layout(seqs, L)  # 2 x 3 rows of a, 2 x 1 of b
+    error = [0.07, 0.02, 0.11, 0.05, 0.13, 0.01, 0.09, 0.03]
+    make_case(tmp_path, seqs, [0.5] * len(rows), error, coords_attr=False)
+    code, err = run_filter(run_tool, tmp_path, "--test-data", tmp_path / "genome.h5",
+                           "--n-strata", "1", "--keep-fraction", "0.5")
     assert code == 0, err
+    kept, order = read_rows(tmp_path / "out.h5")
+    assert set(kept) == best_rows(rows, error, 4)
+    assert order == [r for r in rows if r in kept]
 
 
 @pytest.mark.realdata
@@ -271,13 +283,17 @@ def test_distances_accumulate_without_float16_rounding():
 
 def test_coordinates_inside_the_predictions_file(tmp_path, run_tool):
     seqs = [("x", 20), ("y", 120)]
-    rows = make_case(tmp_path, seqs, None, [0.1] * len(layout(seqs, L)), coords_attr=False)
+    rows = layout(seqs, L)
+    error = [0.05 * (k + 1) for k in (3, 0, 7, 2, 5, 1, 6, 4)][:len(rows)]
+    make_case(tmp_path, seqs, None, error, coords_attr=False)
     given = layout(seqs, L, "given")
     with h5py.File(tmp_path / "preds.h5", "a") as h5:
         h5.create_dataset("data/seqids", data=np.array([r[0].encode() for r in given], "S50"))
         h5.create_dataset("data/start_ends", data=np.array([r[1:] for r in given], np.int64))
-    code, err = run_filter(run_tool, tmp_path)
+    code, err = run_filter(run_tool, tmp_path, "--n-strata", "1")
     assert code == 0, err
     report = json.loads((tmp_path / "out.report.json").read_text())
     assert report["coordinates_from"] == str(tmp_path / "preds.h5")
-    assert report["rows"] == len(rows)
+    assert report["rows"] == len(rows) == 8
+    kept, _ = read_rows(tmp_path / "out.h5")
+    assert set(kept) == best_rows(rows, error, 4)  # the default --keep-fraction 0.5

@@ -35,6 +35,7 @@ def _keys(h5):
     return [(s, tuple(int(v) for v in se)) for s, se in zip(h5["data/seqids"][:], h5["data/start_ends"][:])]
 
 
+@pytest.mark.realdata
 @pytest.mark.parametrize("name,fasta,gff,species,L,ref", REFERENCES, ids=[r[0] for r in REFERENCES])
 def test_equals_upstream_0_3_6(shared_data, tmp_path, name, fasta, gff, species, L, ref):
     _, out = _import_export(shared_data, tmp_path, fasta, gff, species, L)
@@ -50,6 +51,7 @@ def test_equals_upstream_0_3_6(shared_data, tmp_path, name, fasta, gff, species,
         assert set(a.attrs) == {"timestamp", "input_path", "geenuff_commit", "helixer_commit"}
 
 
+@pytest.mark.realdata
 def test_tair10_original_differs_only_by_the_te_gene(shared_data, tmp_path):
     """The original TAIR10 file (protein lines, two-parent CDS, TE gene) imports; it differs from
     the upstream-accepted reference only in one row's sample_weights: the transposable-element
@@ -70,6 +72,7 @@ def test_tair10_original_differs_only_by_the_te_gene(shared_data, tmp_path):
             assert x[18, 8142:9292].all() and not y[18, 8142:9292].any()
 
 
+@pytest.mark.realdata
 def test_x_equals_fasta2h5(shared_data, tmp_path):
     """X rows equal fasta2h5's rows for the same (seqid, start, end) (different row order)."""
     _, out = _import_export(shared_data, tmp_path, "micromonas_pusilla/mini_test_data.fa.gz",
@@ -81,6 +84,7 @@ def test_x_equals_fasta2h5(shared_data, tmp_path):
         np.testing.assert_array_equal(a["data/X"][:], b["data/X"][:][order])
 
 
+@pytest.mark.realdata
 def test_write_by_modes_and_lzf(shared_data, tmp_path):
     db, ref = _import_export(shared_data, tmp_path, "micromonas_pusilla/mini_test_data.fa.gz",
                              "micromonas_pusilla/mini_test_data.gff3.gz", "MpusillaCCMP1545", 21384)

@@ -31,6 +31,7 @@ def same(a, b):
     return filecmp.cmp(a, b, shallow=False)
 
 
+@pytest.mark.realdata
 def test_helixerpost_example(shared_data, tmp_path):
     d = shared_data / "helixer_h5" / "helixerpost_example"
     out = tmp_path / "output.gff3"
@@ -65,6 +66,7 @@ def _subset(src_genome, src_preds, rows, genome, preds, move_minus_padding_to_en
         b.attrs["model_md5sum"] = a.attrs["model_md5sum"]
 
 
+@pytest.mark.realdata
 def test_helixer_0_3_6_minus_padding(shared_data, tmp_path, caplog):
     """Real 0.3.6 output (tiny model, M. pusilla): padded minus rows hold padding first. Ours reads
     them correctly = HelixerPost on the same predictions re-laid with padding last."""
@@ -269,6 +271,7 @@ def test_galaxy_test_data(tmp_path):
     assert same(tmp_path / "ours.gff3", d / "helixer_post_output.gff3")
 
 
+@pytest.mark.realdata
 def test_differential_spombe_slice(shared_data, tmp_path):
     """Real sequence and real gene structures: the first 213840 bp of S. pombe chr I (both
     strands) with predictions synthesised from the reference labels."""
@@ -300,6 +303,7 @@ def test_wrappers_use_real_options():
     assert "HELIXER_POST(ch_genome_h5.join(" in main_nf
 
 
+@pytest.mark.realdata
 @pytest.mark.slow
 def test_differential_our_hybridmodel_spombe(shared_data, tmp_path):
     """Predictions of our own HybridModel.py (upstream tiny model, padding-last minus rows) for the

@@ -121,6 +121,7 @@ FULL_NAMES = ["main_input", "conv1d", "batch_normalization", "conv1d_1", "batch_
               "reshape_hat1", "genic", "phase"]
 
 
+@pytest.mark.realdata
 def test_full_size_architecture(shared_data, tmp_path):
     model = network.build_model(**FULL)
     assert model.count_params() == 2_105_672
@@ -152,6 +153,7 @@ def test_full_size_architecture(shared_data, tmp_path):
     assert network.pool_size_from_file(str(path)) == 9
 
 
+@pytest.mark.realdata
 def test_released_model_naming_loads(shared_data, tmp_path):
     """A file with the released model's config (reshape_1/reshape_2) loads; P is read from it."""
     _, K = network.tf_modules()
@@ -192,6 +194,7 @@ def test_tiny_model_same_weights_after_save(tmp_path):
     np.testing.assert_allclose(out.sum(-1), 1, rtol=1e-5)
 
 
+@pytest.mark.realdata
 def test_upstream_model_loads(shared_data):
     """Keras 2.15 file with 'Addons>AdamW' optimizer state loads (compile=False)."""
     path = str(shared_data / "helixer_h5/upstream_0.3.6/tiny_model.h5")

@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from helixtune import h5layout, network
-from helixtune import model_inputs, prediction
+from handmade_h5 import start_ends
+from helixtune import model_inputs, network, prediction
 from helixtune_tools import HybridModel
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -56,7 +56,7 @@ def write_data(path, lengths, L, seed=0, y=False, keep=None, n_bams=0):
             # reverse complement (C<->G, A<->T is the reversed channel order), padding last
             minus.insert(0, np.concatenate([chunk[::-1, ::-1], pad]))
         X += plus + minus
-        se += list(h5layout.start_ends(n, L))
+        se += start_ends(n, L)
         ids += [f"seq{k}".encode()] * (len(plus) + len(minus))
     X, se, ids = np.array(X), np.array(se), np.array(ids, dtype="S50")
     if keep is not None:
@@ -120,6 +120,7 @@ def naive_overlap(data, predictor, offset, core):
 
 # ---- acceptance 2 ------------------------------------------------------------------------------
 
+@pytest.mark.realdata
 def test_upstream_model_reproduces_upstream_predictions(shared_data, tmp_path, run_tool):
     up = shared_data / "helixer_h5" / "upstream_0.3.6"
     out = tmp_path / "pred.h5"
@@ -268,7 +269,7 @@ def test_overlap_equals_averaged_windows(tmp_path_factory, tiny3, lengths, L, of
                                          batch_size, seed, filtered):
     _, predictor = tiny3
     path = tmp_path_factory.mktemp("ov") / "d.h5"
-    n_rows = sum(h5layout.rows_of_sequence(n, L) for n in lengths)
+    n_rows = sum(len(start_ends(n, L)) for n in lengths)
     keep = None
     if filtered and n_rows > 2:
         keep = [i for i in range(n_rows) if i % 3 != 1]

@@ -140,6 +140,7 @@ def test_step_weights_by_hand():
                                                             transition_weights=tw), [[1, 0, 1]])
 
 
+@pytest.mark.realdata
 def test_loss_equals_hand_computation(spombe, tiny_model):
     """Acceptance 3: the training loss of a fixed batch = spec §2.4 computed in numpy, and
     = Keras' own compile()/evaluate() reduction with temporal sample weights (what Helixer runs)."""
@@ -229,6 +230,7 @@ def test_coverage_norm(norm, expect):
     np.testing.assert_allclose(got, expect, rtol=1e-3)
 
 
+@pytest.mark.realdata
 def test_coverage_input_channels(spombe):
     args = HybridModel.get_parser().parse_args(["-d", str(spombe), "--input-coverage",
                                                 "--coverage-norm", "None"])
@@ -271,6 +273,7 @@ def weights_of(model):
     return out
 
 
+@pytest.mark.realdata
 def test_train_from_scratch_with_checks(spombe_short, tmp_path, run_tool):
     out = tmp_path / "best.h5"
     err = train(run_tool, ["-d", spombe_short, "-s", out, "-e", 2, "--predict-phase",
@@ -290,6 +293,7 @@ def test_train_from_scratch_with_checks(spombe_short, tmp_path, run_tool):
     assert network.pool_size_from_file(str(out)) == 9
 
 
+@pytest.mark.realdata
 def test_resume_training_all_layers_change(spombe, tiny_model, tmp_path, run_tool):
     out = tmp_path / "resumed.h5"
     train(run_tool, ["-d", spombe, "-s", out, "-e", 1, "--predict-phase", "--learning-rate", 0.01,
@@ -300,6 +304,7 @@ def test_resume_training_all_layers_change(spombe, tiny_model, tmp_path, run_too
         assert not any(np.array_equal(a, b) for a, b in zip(before[name], after[name])), name
 
 
+@pytest.mark.realdata
 def test_fine_tune_then_fine_tune_resume(spombe, tiny_model, tmp_path, run_tool):
     """--fine-tune: body bit-identical, new head trained; --fine-tune-resume continues the head."""
     tuned = tmp_path / "tuned.h5"
@@ -323,6 +328,7 @@ def test_fine_tune_then_fine_tune_resume(spombe, tiny_model, tmp_path, run_tool)
     assert not same(post["dense"], post2["dense"])
 
 
+@pytest.mark.realdata
 def test_fine_tune_with_coverage(spombe, tiny_model, tmp_path, run_tool):
     extra = ["--coverage-norm", "log", "--post-coverage-hidden-layer"]
     tuned = tmp_path / "cov.h5"
@@ -351,6 +357,7 @@ def test_fine_tune_with_coverage(spombe, tiny_model, tmp_path, run_tool):
     assert not same(post["dense_1"], post2["dense_1"])
 
 
+@pytest.mark.realdata
 def test_kill_and_resume_reproduces_uninterrupted_run(spombe_short, tmp_path):
     """Kill -9 mid-training, re-run the same command: the final model equals an uninterrupted
     run with the same seed (weights, optimizer state and dropout RNG restored)."""
@@ -424,6 +431,7 @@ def test_bad_input_no_validation_file(tmp_path, run_tool):
     assert code == 1 and "no validation_data*.h5 files" in err
 
 
+@pytest.mark.realdata
 def test_bad_input_channel_mismatch(tmp_path, tiny_model, run_tool):
     """A plain 4-channel model cannot continue on coverage data (and the reverse)."""
     d = toy_dir(tmp_path, {"n_bams": 1, "L": 90}, {"n_bams": 1, "L": 90})
@@ -435,6 +443,7 @@ def test_bad_input_channel_mismatch(tmp_path, tiny_model, run_tool):
     assert not out.exists()
 
 
+@pytest.mark.realdata
 def test_checkpoint_of_other_options_refused(spombe, tmp_path, run_tool):
     out = tmp_path / "m.h5"
     (tmp_path / "m.h5.train_state.npz").write_bytes(b"")
@@ -444,6 +453,7 @@ def test_checkpoint_of_other_options_refused(spombe, tmp_path, run_tool):
     assert code == 1 and "belongs to a training run with other options" in err, err
 
 
+@pytest.mark.realdata
 def test_validation_confusion_matches_metrics(spombe_short, tiny_model):
     """The on-device confusion matrix used for model selection = metrics' numpy one."""
     from helixtune import network
@@ -468,6 +478,7 @@ def test_validation_confusion_matches_metrics(spombe_short, tiny_model):
     assert 0.2 < training.genic_f1(cm) == acc.genic_f1()
 
 
+@pytest.mark.realdata
 def test_fine_tune_with_coverage_helixer_quirks(spombe_short, tiny_model, tmp_path, run_tool):
     """--helixer-coverage-quirks: Helixer 0.3.6's coverage model (last BiLSTM dropped, linear
     hidden layer of --units // 2)."""

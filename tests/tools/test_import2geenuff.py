@@ -1,7 +1,9 @@
 """import2geenuff.py: hand-written gene models per error type (checked base by base through
 geenuff2h5 on both strands), robustness repairs, real data without crashes, hard errors."""
+import collections
 import gzip
 import sqlite3
+import subprocess
 
 import numpy as np
 import pytest
@@ -259,16 +261,77 @@ def test_minus_strand_coordinates(tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------
-# Real data: everything imports (counts are recorded in the log)
+# Real data: everything imports; genes and transcripts counted independently from the raw file
+
+# The gene- and transcript-level types occurring in these files (spec 1.2; mRNA_TE_gene: TAIR10's
+# transposable-element transcript, read as a transcript by the tool), written out here.
+RAW_GENE_TYPES = {"gene", "pseudogene", "transposable_element_gene"}
+RAW_TX_TYPES = {"mRNA", "mRNA_TE_gene", "ncRNA", "tRNA", "rRNA", "snoRNA", "miRNA", "pre_miRNA",
+                "piRNA", "nc_primary_transcript", "circular_ncRNA"}
 
 
-@pytest.mark.parametrize("fasta,gff,genes,coding", [
+def count_raw_models(path):
+    """(genes, transcripts, coding transcripts) of a GFF3 by the import rules, read directly:
+
+    * every gene-level line is a gene; a transcript whose Parent has no line gets a gene made for
+      it (one per missing Parent ID);
+    * an exon/CDS Parent without any line (FlyBase, WormBase) is a transcript of its own, spanning
+      its exons/CDS; it joins a gene line on the same sequence and strand that contains it, else it
+      gets a gene of its own (line-less genes are not candidates);
+    * a transcript is coding when at least one CDS line names it as Parent (a Parent that is a
+      protein line, as in TAIR10, is not a transcript)."""
+    gene_spans, tx_parent, children, ids = {}, {}, collections.defaultdict(list), set()
+    with gzip.open(path, "rt") as fh:
+        for text in fh:
+            if text.startswith("#") or not text.strip():
+                continue
+            seqid, _, ftype, start, end, _, strand, _, attr = text.rstrip("\n").split("\t")
+            attrs = dict(a.split("=", 1) for a in attr.split(";") if "=" in a)
+            parents = attrs.get("Parent", "").split(",")
+            if "ID" in attrs:
+                ids.add(attrs["ID"])
+            if ftype in RAW_GENE_TYPES:
+                gene_spans.setdefault(attrs["ID"], (seqid, strand, int(start), int(end)))
+            elif ftype in RAW_TX_TYPES:
+                tx_parent.setdefault(attrs["ID"], parents[0])
+            elif ftype in ("exon", "CDS"):
+                for p in parents:
+                    children[p].append((ftype, seqid, strand, int(start), int(end)))
+    made_genes = {p for p in tx_parent.values() if p not in gene_spans}
+    lineless = [p for p in children if p not in ids]
+    own_genes = 0
+    for tx in lineless:
+        (_, seqid, strand, _, _), lo = children[tx][0], min(c[3] for c in children[tx])
+        hi = max(c[4] for c in children[tx])
+        own_genes += not any((gs, gst) == (seqid, strand) and s <= lo and hi <= e
+                             for gs, gst, s, e in gene_spans.values())
+    coding = sum(any(c[0] == "CDS" for c in children[t]) for t in list(tx_parent) + lineless)
+    return len(gene_spans) + len(made_genes) + own_genes, len(tx_parent) + len(lineless), coding
+
+
+# Hand-checked against the raw files:
+# * A. thaliana: 226 gene + 1 pseudogene + 1 transposable_element_gene lines = 228 genes; 293 mRNA
+#   lines with CDS (the CDS lines' second Parent is a protein line); 310 transcripts.
+# * C. elegans: 260 gene lines + 2 genes made for transcripts whose Parent has no line + 7 genes
+#   for line-less transcripts outside every gene line = 269; 394 transcripts, 307 coding.
+# * D. melanogaster: the file has 108 `gene` lines; the 11 more genes are 1 made for mRNA
+#   FBtr0078145 (Parent FBgn0266557 has no line in this 1% cut) + 10 for FlyBase transcripts
+#   without a line (named only as exon/CDS Parents) that lie in no gene line on their strand
+#   (5 are isoforms of that same FBgn0266557, 2L:210735-234174, each getting its own gene as only
+#   gene lines take such transcripts). 285 transcripts = 236 mRNA lines + 49 line-less ones;
+#   244 coding = the 236 mRNAs + 8 line-less transcripts with CDS (= data/README's "coding tx").
+@pytest.mark.realdata
+@pytest.mark.parametrize("fasta,gff,genes,transcripts,coding", [
     ("arabidopsis_thaliana/at_tair10_1pct.shared.fa.gz",
-     "arabidopsis_thaliana/at_tair10_1pct.shared.genes.gff3.gz", 228, 293),
-    ("extra_invertebrates/snap_ce_1pct.fa.gz", "extra_invertebrates/snap_ce_1pct.gff3.gz", 269, 307),
-    ("extra_invertebrates/snap_dm_1pct.fa.gz", "extra_invertebrates/snap_dm_1pct.gff3.gz", 119, 244),
+     "arabidopsis_thaliana/at_tair10_1pct.shared.genes.gff3.gz", 228, 310, 293),
+    ("extra_invertebrates/snap_ce_1pct.fa.gz", "extra_invertebrates/snap_ce_1pct.gff3.gz",
+     269, 394, 307),
+    ("extra_invertebrates/snap_dm_1pct.fa.gz", "extra_invertebrates/snap_dm_1pct.gff3.gz",
+     119, 285, 244),
 ])
-def test_real_annotations_import(shared_data, tmp_path, run_tool, fasta, gff, genes, coding):
+def test_real_annotations_import(shared_data, tmp_path, run_tool, fasta, gff, genes, transcripts,
+                                 coding):
+    assert count_raw_models(shared_data / gff) == (genes, transcripts, coding)
     db, log = tmp_path / "x.sqlite3", tmp_path / "x.log"
     code, err = run_tool(import2geenuff.main, ["--gff3", shared_data / gff, "--fasta", shared_data / fasta,
                                                "--species", "sp", "--db-path", db, "--log-file", log,
@@ -276,6 +339,8 @@ def test_real_annotations_import(shared_data, tmp_path, run_tool, fasta, gff, ge
     assert code == 0, err
     text = log.read_text()
     assert f"genes: {genes}\n" in text and f"coding transcripts: {coding}\n" in text, text
+    assert f"\ntranscripts: {transcripts}\n" in text, text
+    assert "unknown feature types" not in text  # every type in these files is known
 
 
 # ---------------------------------------------------------------------------------------------
@@ -342,3 +407,63 @@ def test_galaxy_test_database_up_to_date(tmp_path):
     fresh = sqlite3.connect(db).execute(query).fetchall()
     committed = sqlite3.connect(f"{data}/annotated.sqlite3").execute(query).fetchall()
     assert fresh == committed and len(fresh) == 6
+
+
+# ---------------------------------------------------------------------------------------------
+# Unknown feature types (a typo must not silently drop a CDS)
+
+
+def _typo_case(tmp_path):
+    lines = [x if x[2] != "CDS" else x[:2] + ("CSD",) + x[3:] for x in gene("g", **BASE)]
+    lines += [("chr", "t", "five_prime_UTR", 11, 20, ".", "+", ".", "Parent=g.1"),
+              ("chr", "t", "region", 1, N, ".", "+", ".", "ID=chr")]
+    return write_case(tmp_path, base_seq(), lines)
+
+
+def test_unknown_feature_type_warned(tmp_path):
+    """The executable warns on stderr (even with --quiet) and in the report; exit 0."""
+    fasta, gff = _typo_case(tmp_path)
+    csd_lines = [i for i, t in enumerate(gff.read_text().splitlines(), 1) if "\tCSD\t" in t]
+    assert len(csd_lines) == 2
+    db, log = tmp_path / "o.sqlite3", tmp_path / "o.log"
+    proc = subprocess.run(["import2geenuff.py", "--gff3", gff, "--fasta", fasta, "--db-path", db,
+                           "--log-file", log, "--species", "sp", "--quiet"],
+                          capture_output=True, text=True, check=False)
+    code, err = proc.returncode, proc.stderr
+    assert code == 0, err
+    expected = f"'CSD': 2 line(s), e.g. {gff}:{csd_lines[0]}, {gff}:{csd_lines[1]}"
+    assert "WARNING: unknown feature types" in err and expected in err, err
+    report = log.read_text()
+    assert expected in report, report
+    # known but ignored types (UTR, region) are not reported
+    assert "five_prime_UTR'" not in err + report and "'region'" not in err + report
+    # the transcript is kept, without CDS and protein
+    con = sqlite3.connect(db)
+    assert con.execute("SELECT given_name FROM transcript").fetchall() == [("g.1",)]
+    assert con.execute("SELECT count(*) FROM feature WHERE type = 'geenuff_cds'").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM protein").fetchone() == (0,)
+    assert "coding transcripts: 0\n" in report
+
+
+def test_unknown_feature_type_examples_capped(tmp_path, run_tool):
+    lines = gene("g", **BASE) + [("chr", "t", "Gene", 1, 5, ".", "+", ".", f"ID=x{i}")
+                                 for i in range(5)]
+    fasta, gff = write_case(tmp_path, base_seq(), lines)
+    first = next(i for i, t in enumerate(gff.read_text().splitlines(), 1) if "\tGene\t" in t)
+    code, err = run_tool(import2geenuff.main, ["--gff3", gff, "--fasta", fasta, "--species", "sp",
+                                               "--db-path", tmp_path / "o.sqlite3", "--quiet"])
+    assert code == 0
+    examples = ", ".join(f"{gff}:{first + k}" for k in range(3))
+    assert f"'Gene': 5 line(s), e.g. {examples}\n" in err, err
+
+
+def test_unknown_feature_type_strict(tmp_path, run_tool):
+    fasta, gff = _typo_case(tmp_path)
+    first = next(i for i, t in enumerate(gff.read_text().splitlines(), 1) if "\tCSD\t" in t)
+    db, log = tmp_path / "o.sqlite3", tmp_path / "o.log"
+    before = sorted(p.name for p in tmp_path.iterdir())
+    code, err = run_tool(import2geenuff.main, ["--gff3", gff, "--fasta", fasta, "--db-path", db,
+                                               "--log-file", log, "--species", "sp", "--strict"])
+    assert code == 1
+    assert f"{gff}: line {first}: unknown feature type 'CSD'" in err, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no database, log or .part
