@@ -239,7 +239,7 @@ def test_bad_command_lines(case, tmp_path, run_tool):
     assert code == 2 and "missing --predictions-h5" in err
     code, err = run_tool(helixer_post.main, ["--genome-h5", g, "--predictions-h5", p,
                                              "--gff-output-path", out, "--edge-threshold", "2"])
-    assert code == 2 and "outside [0, 1]" in err
+    assert code == 2 and "not in [0, 1]" in err
     code, err = run_tool(helixer_post.main, [tmp_path / "nope.h5", p, 100, 0.1, 0.8, 60, out])
     assert code == 1 and "nope.h5" in err and "does not exist" in err
     not_h5 = tmp_path / "text.h5"
