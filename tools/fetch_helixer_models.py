@@ -44,6 +44,9 @@ def get_parser():
     what.add_argument("--list", action="store_true",
                       help="print the known and installed models (best and installed marked) "
                            "and exit")
+    what.add_argument("--path", action="store_true",
+                      help="print the path of the model --lineage uses (the best installed one; "
+                           "the bundled file for 'default') and exit; fails if none is installed")
     sources = parser.add_argument_group("Sources (for sites without internet access)")
     sources.add_argument("--model-list", metavar="PATH|URL",
                          help="model list CSV to use instead of the one bundled with helixtune "
@@ -271,6 +274,11 @@ def main(argv=None):
         models.models_of(entries, args.lineage)  # fails with the known lineages
     if args.list:
         list_models(entries, model_dir, args.lineage, sys.stdout)
+        return 0
+    if args.path:
+        if not args.lineage:
+            raise cli.UserError("--path needs --lineage", code=2)
+        print(models.resolve_lineage_model(args.lineage, model_dir, entries))
         return 0
     # SIGTERM stops a download like Ctrl-C: the .part file stays for resuming.
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)

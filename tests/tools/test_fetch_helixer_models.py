@@ -378,3 +378,16 @@ def test_provenance_attribute(tmp_path):
     assert models.provenance(path) == "small demonstration model bundled with helixtune"
     assert models.provenance(tmp_path / "missing.h5") is None
 
+
+
+def test_path_prints_the_model_a_lineage_uses(tmp_path, run_tool, capsys, monkeypatch):
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path))
+    (tmp_path / "Helixer" / "models" / "fungi").mkdir(parents=True)
+    model = tmp_path / "Helixer" / "models" / "fungi" / "fungi_v0.3_a_0100.h5"
+    model.write_bytes(b"\x89HDF\r\n\x1a\n")
+    assert fetch.main(["--lineage", "fungi", "--path"]) == 0
+    assert capsys.readouterr().out == f"{model}\n"
+    code, err = run_tool(fetch.main, ["--lineage", "vertebrate", "--path"])
+    assert code == 1 and "fetch_helixer_models.py --lineage vertebrate" in err
+    code, err = run_tool(fetch.main, ["--path"])
+    assert code == 2 and "--path needs --lineage" in err
