@@ -15,7 +15,6 @@ import logging
 import os
 import pathlib
 import re
-import signal
 import sys
 import urllib.error
 import urllib.parse
@@ -258,10 +257,6 @@ def list_models(entries, model_dir, lineage, out):
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[3], file=out)
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv=None):
     args = get_parser().parse_args(argv)
     cli.setup_logging(args.quiet, args.debug)
@@ -272,13 +267,9 @@ def main(argv=None):
     if args.list:
         list_models(entries, model_dir, args.lineage, sys.stdout)
         return 0
-    # SIGTERM stops a download like Ctrl-C: the .part file stays for resuming.
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        for entry in selected_models(entries, args.lineage, args.all):
-            fetch(entry, model_dir, args.mirror)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # SIGTERM/SIGINT (cli.run) stop a download: its .part file stays for resuming.
+    for entry in selected_models(entries, args.lineage, args.all):
+        fetch(entry, model_dir, args.mirror)
     return 0
 
 
