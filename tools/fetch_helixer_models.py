@@ -169,6 +169,7 @@ def download(url, target, entry):
     check_download(part, url, entry)
     with open(part, "rb+") as f:
         os.fsync(f.fileno())
+    cli.stage("commit")
     os.replace(part, target)
 
 

@@ -510,6 +510,7 @@ class Trainer:
                 if pending is not None and report is not None:
                     report(*pending)
                 pending = (b, losses)
+                cli.stage("progress")  # training under way (tests stop the run here)
                 if at_batch is not None and self.check_every and b % self.check_every == 0:
                     if report is not None:
                         report(*pending)
