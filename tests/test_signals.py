@@ -174,19 +174,32 @@ def test_stop_at_stage(tmp_path, tool, stage, signum):
         assert "left by an interrupted run" in run.err()
 
 
+def test_every_executable_stops_cleanly_from_its_first_import():
+    """helixtune_tools installs the handlers before a tool's imports when run as one of the
+    executables: its list is pyproject.toml's [project.scripts]."""
+    import tomllib
+
+    import helixtune_tools
+
+    with open(pathlib.Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as f:
+        scripts = tomllib.load(f)["project"]["scripts"]
+    assert helixtune_tools.EXECUTABLES == set(scripts)
+    assert {prog for prog, *_ in TOOLS.values()} == set(scripts)
+
+
 # --------------------------------------------------------------------------------------------
 # real data: signals at timed moments, in C loops and worker pools
 
 
 @pytest.mark.realdata
 @pytest.mark.slow
-@pytest.mark.parametrize("delay", [0.2, 0.4, 0.6])
+@pytest.mark.parametrize("delay", [0.2, 0.5, 0.8, 1.2])
 def test_add_ngs_coverage_stops_amid_workers(shared_data, tmp_path, delay):
     """The measured failure: 0.2-0.6 s into a run with worker processes, SIGTERM to the whole
     process group (as a batch system sends it) was ignored."""
     h5 = shared_data / "helixer_h5" / "upstream_0.3.6" / "spombe_chrI.fasta2h5.h5"
     bams = sorted((shared_data / "schizosaccharomyces_pombe" / "bam").glob("*.hisat2.bam"))
-    TOOLS["pombe"] = ("add_ngs_coverage.py", "-s Schizosaccharomyces_pombe -d c.h5 -b "
+    TOOLS["pombe"] = ("add_ngs_coverage.py", "-s sp_chrI -d c.h5 -b "
                       + " ".join(map(str, bams)) + " --second-read-is-sense-strand --threads 2",
                       [], [], None)
     try:

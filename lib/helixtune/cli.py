@@ -89,8 +89,9 @@ def run(main, argv=None):
     and SIGINT stop the tool cleanly (see the module docstring)."""
     prog = os.path.basename(sys.argv[0])
     debug = "--debug" in (sys.argv[1:] if argv is None else argv)
-    _install_signal_handlers(prog)
+    install_signal_handlers(prog)
     try:
+        _raise_early_signal()
         stage("start")
         code = main(argv)
     except UserError as e:
@@ -99,7 +100,7 @@ def run(main, argv=None):
         print(f"{prog}: error: {e}", file=sys.stderr)
         code = e.code
     except KeyboardInterrupt as e:
-        code = _stop(prog, getattr(e, "signum", signal.SIGINT))
+        _stop(prog, getattr(e, "signum", signal.SIGINT))
     except BrokenPipeError:
         code = 1
     except (OSError, MemoryError) as e:
@@ -107,13 +108,17 @@ def run(main, argv=None):
             raise
         print(f"{prog}: error: {e}", file=sys.stderr)
         code = 1
+    if _state.installed:  # the outputs are in place: a signal now just ends the teardown
+        with contextlib.suppress(ValueError, OSError):
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
     sys.exit(code)
 
 
 # --------------------------------------------------------------------------------------------
 # stopping on SIGTERM / SIGINT
 
-STOP_GRACE_S = 1.5  # the watchdog's wait for the main thread's own cleanup (the limit is 2 s)
+STOP_GRACE_S = 1.0  # the watchdog's wait for the main thread's own cleanup (the limit is 2 s)
 
 
 class Interrupted(KeyboardInterrupt):
@@ -125,6 +130,8 @@ class Interrupted(KeyboardInterrupt):
 
 
 class _StopState:
+    installed = False
+    early = False  # installed before run(): signals wait for it
     signum = None  # the first SIGTERM/SIGINT received
     raised = False  # Interrupted has been raised for it
     deferred = 0  # > 0 while an output is being renamed into place
@@ -147,11 +154,18 @@ def _on_signal(signum, frame):
     raise Interrupted(_state.signum)
 
 
-def _install_signal_handlers(prog):
+def install_signal_handlers(prog=None, early=False):
     """SIGTERM/SIGINT raise Interrupted; a watchdog thread, woken through the signal's wakeup fd
-    even while the main thread is busy in C, forces the stop after STOP_GRACE_S."""
-    if threading.current_thread() is not threading.main_thread():
+    even while the main thread is busy in C, forces the stop after STOP_GRACE_S. Done once, by
+    ``run`` or ``early`` (``helixtune_tools``, before a tool's imports: a signal then waits for
+    ``run``, which stops at once)."""
+    if _state.installed or threading.current_thread() is not threading.main_thread():
         return
+    _state.installed = True
+    if early:
+        _state.early = True
+        _state.deferred += 1
+    prog = prog or os.path.basename(sys.argv[0])
     read_fd, write_fd = os.pipe()
     os.set_blocking(write_fd, False)
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
@@ -162,11 +176,22 @@ def _install_signal_handlers(prog):
     os.register_at_fork(after_in_child=_reset_after_fork)
 
 
+def _raise_early_signal():
+    """``run`` takes over from an early installation: a signal received meanwhile stops now."""
+    if _state.early:
+        _state.early = False
+        _state.deferred -= 1
+        if _state.signum is not None and not _state.raised and not _state.deferred:
+            _state.raised = True
+            raise Interrupted(_state.signum)
+
+
 def _reset_after_fork():
     """A forked child (a worker) does not inherit the parent's stopping: default handlers,
     no watchdog, and not the parent's temporary paths."""
     _state.temporary = {}
     _state.signum, _state.raised, _state.deferred = None, False, 0
+    _state.installed = _state.early = False
     with contextlib.suppress(ValueError, OSError):
         signal.set_wakeup_fd(-1)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -190,11 +215,17 @@ def _watchdog(prog, read_fd):
 
 
 def _stop(prog, signum):
-    """What ``run`` does on an interruption once the main thread has unwound: the exit code."""
+    """What ``run`` does on an interruption once the main thread has unwound: remove what is
+    left, say so and exit at once. The interpreter's teardown is skipped: nothing remains to be
+    written, and it can take seconds (TensorFlow) while the watchdog can no longer run."""
     _remove_registered()
     _kill_children()
     _announce(prog, signum)
-    return 128 + signum
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(128 + signum)
 
 
 def _announce(prog, signum):
