@@ -15,7 +15,6 @@ import logging
 import os
 import pathlib
 import re
-import signal
 import sys
 import urllib.error
 import urllib.parse
@@ -173,6 +172,7 @@ def download(url, target, entry):
     check_download(part, url, entry)
     with open(part, "rb+") as f:
         os.fsync(f.fileno())
+    cli.stage("commit")
     os.replace(part, target)
 
 
@@ -261,10 +261,6 @@ def list_models(entries, model_dir, lineage, out):
         print("  ".join(v.ljust(w) for v, w in zip(row, widths)) + "  " + row[3], file=out)
 
 
-def _raise_interrupt(signum, frame):
-    raise KeyboardInterrupt
-
-
 def main(argv=None):
     args = get_parser().parse_args(argv)
     cli.setup_logging(args.quiet, args.debug)
@@ -280,13 +276,9 @@ def main(argv=None):
             raise cli.UserError("--path needs --lineage", code=2)
         print(models.resolve_lineage_model(args.lineage, model_dir, entries))
         return 0
-    # SIGTERM stops a download like Ctrl-C: the .part file stays for resuming.
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
-    try:
-        for entry in selected_models(entries, args.lineage, args.all):
-            fetch(entry, model_dir, args.mirror)
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    # SIGTERM/SIGINT (cli.run) stop a download: its .part file stays for resuming.
+    for entry in selected_models(entries, args.lineage, args.all):
+        fetch(entry, model_dir, args.mirror)
     return 0
 
 

@@ -122,7 +122,7 @@ def main(argv=None):
     with cli.atomic_output(opts.output) as tmp:
         with open(tmp, "w", newline="\n") as out:
             postprocess.post_process(opts.genome, opts.predictions, out, opts.window, opts.edge, opts.peak,
-                         opts.min_length, args.threads, args.minus_padding)
+                         opts.min_length, cli.thread_budget(args.threads), args.minus_padding)
     log.info("wrote %s", opts.output)
     return 0
 

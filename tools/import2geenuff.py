@@ -867,6 +867,7 @@ def import_genome(args, db_tmp, stats):
     con.execute("INSERT INTO genome VALUES (1, ?, ?, ?, ?)",
                 (args.species, args.accession, args.assembly_version, args.acquired_from))
     w = Writer(con)
+    cli.stage("progress")  # the database half-written (tests stop the run here)
     for cid, seqid in enumerate(order, 1):
         seq = seqs[seqid]
         con.execute("INSERT INTO coordinate VALUES (?, ?, ?, ?, ?, 1)",

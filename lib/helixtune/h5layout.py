@@ -8,7 +8,6 @@ Every row is right-padded with zeros to L. ``start_ends`` is [start, end] for pl
 import collections
 import concurrent.futures
 import datetime
-import os
 
 import deflate
 import numpy as np
@@ -16,7 +15,7 @@ from isal import isal_zlib
 
 import helixtune
 from helixtune import cli
-from helixtune.cli import UserError, lower_thread_priority
+from helixtune.cli import UserError, lower_thread_priority, thread_budget
 
 DEFAULT_SUBSEQUENCE_LENGTH = 21384
 #: Maximum byte lengths of the fixed-size string datasets.
@@ -93,16 +92,9 @@ def check_name_length(value, limit, what, where):
 
 
 def compression_threads():
-    """Threads for compressing HDF5 chunks: the CPUs this process may use, at most 4;
-    ``HELIXTUNE_THREADS`` overrides (1 = no threads)."""
-    env = os.environ.get("HELIXTUNE_THREADS")
-    if env:
-        return max(1, int(env))
-    try:
-        cpus = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cpus = os.cpu_count() or 1
-    return max(1, min(4, cpus))
+    """Threads for compressing HDF5 chunks: :func:`cli.thread_budget` (``HELIXTUNE_THREADS``,
+    the CPUs this process may use), at most 4 (1 = no threads)."""
+    return min(4, thread_budget())
 
 
 def deflate_chunk(data, level, fast=False):

@@ -25,6 +25,14 @@ def tf_modules():
     return tf, tf_keras
 
 
+def tf_threads():
+    """TensorFlow's CPU threads: ``HELIXTUNE_TF_THREADS`` if set, within
+    :func:`cli.thread_budget` (``HELIXTUNE_THREADS``, CPU affinity and cgroup quota)."""
+    from helixtune.cli import thread_budget
+
+    return thread_budget(int(os.environ.get("HELIXTUNE_TF_THREADS", "0")) or None)
+
+
 def setup_tensorflow(threads=None, gpu_id=-1, float_precision="float32"):
     """Configure TensorFlow before any op runs: CPU threads, visible GPU, Keras float type.
 

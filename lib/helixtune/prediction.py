@@ -379,8 +379,7 @@ def run(args):
             raise cli.UserError(f"{flag} {path!r} does not exist")
     out_path = eval_output_path(args) if args.eval else args.prediction_output_path
     cli.check_writable_output(out_path)
-    threads = int(os.environ.get("HELIXTUNE_TF_THREADS", "0")) or None
-    network.setup_tensorflow(threads=threads, gpu_id=args.gpu_id,
+    network.setup_tensorflow(threads=network.tf_threads(), gpu_id=args.gpu_id,
                              float_precision=args.float_precision)
     model, n_bams = _load(args)
     # written as predicted: float16 straight from the graph; averaged or scored: float32

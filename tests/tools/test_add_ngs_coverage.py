@@ -322,12 +322,14 @@ def test_kill_leaves_file_unchanged(shared_data, pombe_data, tmp_path):
             unchanged += 1
             with h5py.File(h5) as f:
                 assert "evaluation" not in f
-            if k == 6 and proc.returncode != 0:  # SIGTERM is caught: the temporary copy is removed
-                assert sorted(tmp_path.glob(".p.h5.*.part")) == parts
+            if k == 6 and proc.returncode != 0:  # SIGTERM is caught: its temporary copy is
+                # removed (and the killed runs' ones, if it got as far as making its own)
+                assert set(tmp_path.glob(".p.h5.*.part")) <= set(parts)
         else:  # the signal came after the rename: the complete, correct result
             same_stored_chunks(h5, full)
             shutil.copyfile(pombe_data, h5)
-    # (SIGKILL cannot be caught: its temporary copies .p.h5.*.part stay beside the file)
+    # (SIGKILL cannot be caught: its temporary copy .p.h5.*.part stays beside the file until
+    # the next run for the same file)
     assert unchanged >= 3, "most kills must land inside the run"
 
 

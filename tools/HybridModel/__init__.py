@@ -248,9 +248,14 @@ def main(argv=None):
     mode = mode_of(args)
     if mode == "test":
         from helixtune import prediction
-        return prediction.run(args)
+        output = (prediction.eval_output_path(args) if args.eval
+                  else args.prediction_output_path)
+        # TensorFlow's autograph modules go to a temporary directory of the run's own
+        with cli.private_tempdir(beside=output):
+            return prediction.run(args)
     from helixtune_tools.HybridModel import train
-    return train.train(args)
+    with cli.private_tempdir(beside=args.save_model_path):
+        return train.train(args)
 
 
 def main_cli():

@@ -379,17 +379,10 @@ def save_checkpoint(path, model, optimizer, meta):
     for i, s in enumerate(_random_generators(model)):
         arrays[f"r{i:04d}"] = s.numpy()
     arrays["meta"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-    directory, name = os.path.split(os.path.abspath(path))
-    tmp = os.path.join(directory, f".{name}.{os.getpid()}.part")
-    try:
-        with open(tmp, "wb") as fh:
-            np.savez(fh, **arrays)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    with cli.atomic_output(path) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+        fh.flush()
+        os.fsync(fh.fileno())
 
 
 def load_checkpoint(path):
@@ -457,6 +450,7 @@ class Trainer:
                       "seed": seed, "fingerprint": fingerprint(args), "checks": []}
         self._train_step = tf.function(self._step, reduce_retracing=True)
         workers = int(getattr(args, "workers", 1) or 1)
+        workers = cli.thread_budget(workers)
         self.pool = ReaderPool([train, val], workers) if workers > 1 else None
         self._eval_step = tf.function(self._eval, reduce_retracing=True)
 
@@ -516,6 +510,7 @@ class Trainer:
                 if pending is not None and report is not None:
                     report(*pending)
                 pending = (b, losses)
+                cli.stage("progress")  # training under way (tests stop the run here)
                 if at_batch is not None and self.check_every and b % self.check_every == 0:
                     if report is not None:
                         report(*pending)
@@ -771,7 +766,7 @@ def train(args):
     seed = _peek_checkpoint_seed(args)
     if seed is None:
         seed = args.seed if args.seed is not None else int.from_bytes(os.urandom(4), "little")
-    network.setup_tensorflow(gpu_id=getattr(args, "gpu_id", -1),
+    network.setup_tensorflow(threads=network.tf_threads(), gpu_id=getattr(args, "gpu_id", -1),
                              float_precision=getattr(args, "float_precision", "float32"))
     set_determinism(seed, args.seed is not None)
     model = build_training_model(args, n_bams, pool_size)

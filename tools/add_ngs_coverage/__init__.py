@@ -13,7 +13,6 @@ import os
 import shutil
 import signal
 import sys
-import tempfile
 
 # numpy's OpenBLAS starts a thread per core when numpy is imported, which costs ~30 ms of CPU at
 # every start; this tool never calls BLAS. Ask for one thread while numpy loads (unless the user
@@ -573,18 +572,16 @@ def add_coverage(args, mode):
         stack.enter_context(src)
         layout = Layout(src, args.species, path)
         check_existing(src, args.dataset_prefix, layout, path)
-        tmpdir = stack.enter_context(tempfile.TemporaryDirectory(prefix="add_ngs_coverage."))
+        # sorted/indexed BAM copies, if any: beside the file (not silently in /tmp)
+        tmpdir = stack.enter_context(cli.temporary_dir(beside=os.path.realpath(path)))
         bams = [prepare_bam(b, layout, tmpdir) for b in args.bam]
         if len(set(args.bam)) < len(args.bam):
             log.warning("the same BAM is given more than once; each gets its own column")
         tasks = [(readable, *spans[sid], mode, args.shift)
                  for sid in layout.seqids for readable, spans in bams]
-        n_proc = min(args.threads, len(tasks), os.cpu_count() or 1) if args.threads > 1 else 1
+        n_proc = min(cli.thread_budget(args.threads), len(tasks)) if args.threads > 1 else 1
         if n_proc > 1:
-            import multiprocessing  # only here: its import costs ~6 ms at every start
-
-            pool = stack.enter_context(multiprocessing.get_context("fork").Pool(
-                n_proc, initializer=_worker_init))
+            pool = stack.enter_context(_worker_pool(n_proc))
             results = _bounded_imap(pool, count_reads, tasks, max(2 * n_proc, len(bams)))
         else:
             results = map(count_reads, tasks)
@@ -678,18 +675,44 @@ def check_free_space(path):
                             f"{free / 2**20:.0f} MiB free)")
 
 
-def _worker_init():
-    """Workers leave Ctrl-C and kill to the main process, which stops the pool and cleans up."""
+@contextlib.contextmanager
+def _worker_pool(n_proc):
+    """A pool of ``n_proc`` forked workers. Stopped by SIGTERM/SIGINT, the workers are killed,
+    not terminated: ``Pool.terminate()`` waits forever for a worker that died (a SIGTERM to the
+    whole job) while holding the task queue's lock."""
+    import multiprocessing  # only here: its import costs ~6 ms at every start
+
+    pool = multiprocessing.get_context("fork").Pool(n_proc, initializer=_worker_init,
+                                                     initargs=(os.getpid(),))
+    interrupted = False
+    try:
+        yield pool
+    except KeyboardInterrupt:
+        interrupted = True
+        raise
+    finally:
+        if interrupted:
+            for child in multiprocessing.active_children():
+                child.kill()
+        else:
+            pool.terminate()
+
+
+def _worker_init(parent):
+    """Workers leave Ctrl-C to the main process, which stops the pool and cleans up; they end
+    with it, even when it is killed (SIGKILL)."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    if sys.platform.startswith("linux"):
+        import ctypes
 
-
-def _terminate(signum, frame):
-    raise KeyboardInterrupt
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # the main process died before that
+        os._exit(1)
 
 
 def main_cli():
-    signal.signal(signal.SIGTERM, _terminate)  # clean up the temporary copy on `kill`
     try:
         cli.run(main)
     except SystemExit as e:
