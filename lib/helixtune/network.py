@@ -307,6 +307,16 @@ def pool_size_from_file(path):
     raise UserError(f"{path}: cannot find the pool size in the model file")
 
 
+def has_phase_in_file(path):
+    """True when the model stored in ``path`` has the genic and phase outputs (read from its
+    ``model_config``, without TensorFlow)."""
+    from helixtune.cli import UserError
+    try:
+        return len(json.loads(model_config_of_file(path))["config"]["output_layers"]) == 2
+    except (KeyError, OSError, ValueError, TypeError):
+        raise UserError(f"{path}: cannot read the model's outputs from its model_config") from None
+
+
 def pool_size(model):
     """Pool size of a built/loaded model: outputs are (B, L/P, P, 4)."""
     return int(model.outputs[0].shape[2])

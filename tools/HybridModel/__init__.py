@@ -99,7 +99,8 @@ def get_parser():
                        help="'None' or a list of 6 transition weights, e.g. "
                             "\"[1, 12, 3, 1, 12, 3]\" (default: %(default)s)")
     train.add_argument("--predict-phase", action="store_true",
-                       help="train/predict the phase output as well")
+                       help="train/predict the phase output as well (a loaded model that "
+                            "has one keeps it without this option)")
     train.add_argument("--resume-training", action="store_true",
                        help="continue training the model of --load-model-path (all layers "
                             "trainable)")
