@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import postcases
+from helixtune import postprocess
 from helixtune_tools import helixer_post
 
 N_DIFFERENTIAL_CASES = 56
@@ -376,7 +377,6 @@ def test_progress_on_stderr_silenced_by_quiet(case, tmp_path, run_tool, monkeypa
 
 
 def test_decode_strand_reports_progress_per_candidate_region():
-    from helixtune import postprocess
     n = 3000
     cls = np.zeros((n, 4), np.float16)
     cls[:, 0] = 1
