@@ -69,7 +69,8 @@ def get_parser():
                            f"gene (default {DEFAULTS['min_coding_length']})")
     run = parser.add_argument_group("Run control")
     run.add_argument("--threads", type=cli.positive_int, default=1,
-                     help="decode regions of several strands in parallel")
+                     help="decode regions of several strands in parallel (default: "
+                          "%(default)s)")
     run.add_argument("--minus-padding", choices=["auto", "end", "start"], default="auto",
                      help="where the padding of padded minus-strand prediction rows is: 'end' "
                           "(aligned with data/X; HelixerPost and Helixer <= 0.3.5), 'start' "

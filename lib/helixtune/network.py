@@ -18,8 +18,10 @@ N_BASE_CHANNELS = 4
 
 
 def tf_modules():
-    """(tensorflow, tf_keras), imported on first use with TensorFlow's C++ chatter reduced."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    """(tensorflow, tf_keras), imported on first use with TensorFlow's C++ log silenced (its
+    ERROR lines included: on machines without a GPU every run logs a failed ``cuInit``); with
+    --debug only its INFO and WARNING lines are. A TF_CPP_MIN_LOG_LEVEL set by the user wins."""
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if log.isEnabledFor(logging.DEBUG) else "3")
     import tensorflow as tf
     import tf_keras
     return tf, tf_keras
@@ -45,8 +47,10 @@ def setup_tensorflow(threads=None, gpu_id=-1, float_precision="float32"):
             tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
         except RuntimeError:
             pass
+    gpus = tf.config.list_physical_devices("GPU")
+    if not gpus:
+        log.info("TensorFlow sees no GPU: running on the CPU (--debug shows why)")
     if gpu_id is not None and gpu_id >= 0:
-        gpus = tf.config.list_physical_devices("GPU")
         if gpu_id >= len(gpus):
             from helixtune.cli import UserError
             raise UserError(f"--gpu-id {gpu_id}: only {len(gpus)} GPU(s) visible", code=2)
@@ -313,6 +317,16 @@ def pool_size_from_file(path):
     except OSError:
         pass
     raise UserError(f"{path}: cannot find the pool size in the model file")
+
+
+def has_phase_in_file(path):
+    """True when the model stored in ``path`` has the genic and phase outputs (read from its
+    ``model_config``, without TensorFlow)."""
+    from helixtune.cli import UserError
+    try:
+        return len(json.loads(model_config_of_file(path))["config"]["output_layers"]) == 2
+    except (KeyError, OSError, ValueError, TypeError):
+        raise UserError(f"{path}: cannot read the model's outputs from its model_config") from None
 
 
 def pool_size(model):

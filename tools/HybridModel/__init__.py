@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
 """Train, fine-tune, predict with and evaluate Helixer's HybridModel (option-compatible with Helixer 0.3.6).
 
-Modes (chosen from the options, as in Helixer):
-  training from scratch     -d DIR [-s best_model.h5] [architecture options]
-  resume training           -d DIR -l MODEL.h5 --resume-training
-  fine-tune the head        -d DIR -l MODEL.h5 --resume-training --fine-tune [--input-coverage ...]
-  continue a fine-tuning    -d DIR -l TUNED.h5 --resume-training --fine-tune-resume
-  prediction                -l MODEL.h5 -t DATA.h5 [-p predictions.h5] [--overlap]
-  evaluation                -l MODEL.h5 -t DATA.h5 --eval
+Modes (chosen from the options, as in Helixer; [...] is optional):
+  training from scratch      -d DIR [-s best_model.h5] [--predict-phase] [architecture options]
+  training with coverage     -d DIR --input-coverage --coverage-norm log [architecture options]
+  resume training            -d DIR -l MODEL.h5 --resume-training
+  fine-tune the head         -d DIR -l MODEL.h5 --resume-training --fine-tune
+  fine-tune with coverage    -d DIR -l MODEL.h5 --resume-training --fine-tune --input-coverage
+                               --coverage-norm log [--post-coverage-hidden-layer]
+  continue a fine-tuning     -d DIR -l TUNED.h5 --fine-tune-resume [coverage options as tuned]
+  prediction                 -l MODEL.h5 -t DATA.h5 [-p predictions.h5] [--overlap]
+  prediction with coverage   -l TUNED.h5 -t DATA.h5 --input-coverage --coverage-norm log
+                               --pretrained-model-path PRETRAINED.h5 [-p predictions.h5] [--overlap]
+  evaluation                 -l MODEL.h5 -t DATA.h5 --eval
+A loaded model keeps its architecture, phase output included. A coverage model needs the
+coverage options it was tuned with (--input-coverage, the same --coverage-norm) in every mode.
 TensorFlow is imported only when a mode needs it, so --help and --version stay fast.
 """
 import argparse
@@ -99,7 +106,8 @@ def get_parser():
                        help="'None' or a list of 6 transition weights, e.g. "
                             "\"[1, 12, 3, 1, 12, 3]\" (default: %(default)s)")
     train.add_argument("--predict-phase", action="store_true",
-                       help="train/predict the phase output as well")
+                       help="train/predict the phase output as well (a loaded model that "
+                            "has one keeps it without this option)")
     train.add_argument("--resume-training", action="store_true",
                        help="continue training the model of --load-model-path (all layers "
                             "trainable)")

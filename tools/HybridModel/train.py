@@ -683,6 +683,43 @@ def training_pool_size(args):
     return int(args.pool_size)
 
 
+def phase_from_loaded_model(args):
+    """Set ``args.predict_phase`` from the loaded model: architecture comes from the model, so a
+    model with a phase output keeps it (and trains it on data/phases) even without
+    --predict-phase. A model without one can only gain it with --fine-tune (a new head)."""
+    from helixtune import network
+
+    path = args.load_model_path
+    model_phase = network.has_phase_in_file(path)
+    if model_phase and not args.predict_phase:
+        log.info("%s predicts phase: its phase output is kept and trained on data/phases (as "
+                 "with --predict-phase)", path)
+        args.predict_phase = True
+        check_phases_in_data(args.data_dir, path)
+    elif args.predict_phase and not model_phase and not args.fine_tune:
+        raise cli.UserError(f"--predict-phase: {path} has no phase output (only --fine-tune, "
+                            "which builds a new head, can add one)", code=2)
+
+
+def check_phases_in_data(data_dir, model_path):
+    """Stop before any work when a training/validation file lacks data/phases that the loaded
+    model's phase output needs."""
+    import h5py
+
+    train_paths, val_paths = find_data_files(data_dir)
+    for path in train_paths + val_paths:
+        try:
+            with h5py.File(path, "r") as h5:
+                present = isinstance(h5.get("data/phases"), h5py.Dataset)
+        except OSError:
+            continue  # reported as unreadable when the data sets are opened
+        if not present:
+            raise cli.UserError(
+                f"{path} lacks data/phases, which the phase output of {model_path} is trained "
+                "on: recreate the file with geenuff2h5.py (it writes data/phases), or fine-tune "
+                "a model without a phase output")
+
+
 def mode_name(args):
     if args.fine_tune_resume:
         return "fine-tune-resume"
@@ -761,6 +798,8 @@ def train(args):
     t0 = time.monotonic()
     cli.check_writable_output(args.save_model_path)
     pool_size = training_pool_size(args)
+    if args.load_model_path:
+        phase_from_loaded_model(args)
     train_set, val_set = open_datasets(args, pool_size)
     n_bams = train_set.n_bams or 0
     seed = _peek_checkpoint_seed(args)
