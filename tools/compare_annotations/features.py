@@ -48,8 +48,12 @@ class Models:
             if ln.type in TRANSCRIPT_TYPES and ln.id is not None:
                 gene_of[ln.id] = ln.parents[0] if ln.parents else ln.id
                 where[ln.id] = (ln.seqid, ln.strand)
-            elif ln.type in EXON_TYPES or ln.type in CDS_TYPES:
-                for parent in ln.parents:
+        for ln in lines:
+            if ln.type in EXON_TYPES or ln.type in CDS_TYPES:
+                # parents that are transcripts (TAIR10 CDS lines also name their protein);
+                # all parents where no transcript lines name them (GTF)
+                parents = [p for p in ln.parents if p in gene_of] or ln.parents
+                for parent in parents:
                     (exons if ln.type in EXON_TYPES else cds)[parent].append((ln.start, ln.end))
                     where.setdefault(parent, (ln.seqid, ln.strand))
         self.genes = collections.defaultdict(list)
