@@ -120,6 +120,13 @@ def test_padding_left_out(tmp_path, run_tool):
                "--predictions", pred)["predictions"][0]["base_level"]
     assert base["n_bases"] == 14 and base["masked_bases"] == 0
     assert base["confusion_matrix"] == [[0, 0, 9, 0], [0, 0, 0, 0], [0, 0, 4, 0], [0, 0, 1, 0]]
+    # Helixer 0.3.6 layout: the padded minus row's predictions sit after 5 positions of padding
+    pred_cls = np.zeros((2, L), int)
+    pred_cls[1, 5:] = 3  # the 7 valid positions, predicted intron
+    write_predictions(pred, pred_cls, coordinates_of=rows)
+    base = run(run_tool, tmp_path / "out", "--reference", ref, "--predictions", pred,
+               "--predictions-layout", "padding-first")["predictions"][0]["base_level"]
+    assert base["confusion_matrix"] == [[2, 0, 0, 7], [0, 0, 0, 0], [4, 0, 0, 0], [1, 0, 0, 0]]
 
 
 def test_identical_inputs_f1_one(tmp_path, run_tool):

@@ -13,7 +13,7 @@ import types
 import h5py
 import numpy as np
 
-from helixtune import cli, h5layout, metrics
+from helixtune import cli, h5layout, metrics, model_inputs
 from helixtune.geenuff_import import MIN_INTRON_LENGTH, import_genome
 from helixtune.labels import export
 from helixtune_tools.compare_annotations import features, report
@@ -43,6 +43,11 @@ def get_parser():
                     help="the data file(s) the .h5 predictions were made on (their rows' "
                          "seqids and start_ends): one for all, or one per .h5 prediction in "
                          "order (default: each file's test_data_path attribute)")
+    io.add_argument("--predictions-layout", choices=("aligned", "padding-first"),
+                    default="aligned",
+                    help="where the .h5 predictions of padded minus-strand rows sit: 'aligned' "
+                         "with data/X (padding last; HybridModel.py of this suite, HelixerPost) "
+                         "or 'padding-first' (Helixer 0.3.6's HybridModel.py)")
     io.add_argument("--fasta",
                     help="genome FASTA: needed for GFF3 inputs (labels) and for the splice-site "
                          "check")
@@ -67,7 +72,7 @@ class Labels:
     ``classes``/``phases``: dataset names whose argmax is the class / phase class (None: no
     phases). ``keys``: the (seqid, start, end) of each row."""
 
-    def __init__(self, path, what, coordinates=None):
+    def __init__(self, path, what, coordinates=None, padding_first=False):
         self.path = path
         try:
             self.h5 = h5py.File(path, "r")
@@ -99,11 +104,21 @@ class Labels:
             raise cli.UserError(f"{coords}: {len(seqids)} rows, but {path} has {self.n_rows}: "
                                 "not the data file these predictions were made on")
         self.keys = list(zip((s.decode() for s in seqids), se[:, 0].tolist(), se[:, 1].tolist()))
+        #: per row: how far it is rolled back to data/X's layout (padding-first predictions)
+        self.shifts = (model_inputs.minus_padding_shifts(se, self.length)
+                       if padding_first and self.classes == "predictions" else None)
         self.row_of = {}
         for i, key in enumerate(self.keys):
             if self.row_of.setdefault(key, i) != i:
                 raise cli.UserError(f"{coords}: row {i} repeats the coordinates {key} of row "
                                     f"{self.row_of[key]}")
+
+    def read_classes(self, name, rows):
+        """Argmax classes (k, L) int8 of rows ``rows`` of dataset ``name``, in data/X's layout."""
+        classes = np.argmax(self.read(name, rows), axis=-1).astype(np.int8)
+        if self.shifts is None:
+            return classes
+        return model_inputs.to_file_layout(classes, self.shifts[rows])
 
     def read(self, name, rows):
         """Rows ``rows`` (sorted or not) of dataset ``name``, read in contiguous runs."""
@@ -206,8 +221,8 @@ def compare_bases(ref, preds, write_by):
             if not found:
                 continue
             sel, prow = (np.array(v, np.int64) for v in zip(*found))
-            pred_cls = np.argmax(pred.read(pred.classes, prow), axis=-1).astype(np.int8)
-            pred_phase = (np.argmax(pred.read(pred.phases, prow), axis=-1).astype(np.int8)
+            pred_cls = pred.read_classes(pred.classes, prow)
+            pred_phase = (pred.read_classes(pred.phases, prow)
                           if pred.phases and ref_phase is not None else None)
             tally.add(rows[sel], ref_cls[sel], pred_cls, used[sel],
                       None if ref_phase is None else ref_phase[sel], pred_phase)
@@ -355,7 +370,8 @@ def main(argv=None):
             raise cli.UserError(f"{args.reference}: the reference must be labels (data/y) or a "
                                 "GFF3, not predictions")
         preds = [Labels(labelled[p], "a prediction") if p in labelled else
-                 Labels(p, "a prediction", coords[p]) for p in args.predictions]
+                 Labels(p, "a prediction", coords[p],
+                        args.predictions_layout == "padding-first") for p in args.predictions]
         for path, pred in zip(args.predictions, preds):
             if pred.length != ref.length:
                 raise cli.UserError(f"{path}: rows of {pred.length} bp, the reference "

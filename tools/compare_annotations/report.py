@@ -155,7 +155,7 @@ def line_chart(element_id, windows, names, series, label):
         if k:
             body.append(f'<line x1="{xa:.1f}" x2="{xa:.1f}" y1="{top}" y2="{top + plot_h}" '
                         'stroke="#aab1bf" stroke-dasharray="3 3"/>')
-        if len(starts) <= 24 and xb - xa > 24:
+        if len(starts) <= 24 and xb - xa > 7 * len(windows[k]["seqid"]) + 6:
             body.append(text((xa + xb) / 2, top + plot_h + 18, windows[k]["seqid"], 11))
     body.append(text(left + plot_w / 2, top + plot_h + 38,
                      "position along the genome (sequences in reference order)", 11.5,
