@@ -259,7 +259,7 @@ def per_sequence(ref, tally, phase):
 def windows(ref, tallies):
     """F1 along the genome: windows of whole rows over each sequence (both strands), about
     :data:`TARGET_WINDOWS` in all. Returns (window list, genic F1 per prediction per window;
-    None where a prediction covers no base of the window)."""
+    None where neither side has a genic base among the compared ones: nothing to score)."""
     L = ref.length
     lengths = collections.Counter()
     for seqid, s, e in ref.keys:
@@ -279,8 +279,9 @@ def windows(ref, tallies):
         for key in order:
             rows = [r for r in index[key] if tally.compared[r]]
             cm = tally.cm[rows].sum(0)
+            genic = cm[1:, :].sum() + cm[:, 1:].sum()  # genic bases on either side
             values.append(metrics.scores(cm, metrics.GENIC_CLASSES, (1, 2, 3))[1]["f1"]
-                          if cm.sum() else None)
+                          if genic else None)
         f1s.append(values)
     return {"window_bp": size, "windows": wins}, f1s
 

@@ -137,6 +137,14 @@ def _short(n):
     return str(n)
 
 
+def _bp(n):
+    """A round length: 100 bp, 1 kbp, 10 kbp, 1 Mbp."""
+    for unit, size in (("Mbp", 10 ** 6), ("kbp", 10 ** 3)):
+        if n >= size:
+            return f"{n / size:g} {unit}"
+    return f"{n} bp"
+
+
 def line_chart(element_id, windows, names, series, label):
     """Genic F1 per window, windows side by side in genome order; sequence boundaries marked."""
     left, top, plot_w, plot_h = 52, 16, 1000, 220
@@ -172,9 +180,12 @@ def line_chart(element_id, windows, names, series, label):
         body.append(f'<path d="{" ".join(path)}" fill="none" stroke="{colour(i)}" '
                     f'stroke-width="1.8" stroke-linejoin="round"><title>{esc(names[i])}</title>'
                     '</path>')
-        if n <= 60:
-            body += [f'<circle cx="{x_of(k):.1f}" cy="{top + plot_h * (1 - v):.1f}" r="2.6" '
-                     f'fill="{colour(i)}"/>' for k, v in enumerate(values) if v is not None]
+        # dots: every window when there are few, else those without a neighbour to join
+        isolated = [v is not None and (n <= 60 or (k == 0 or values[k - 1] is None)
+                                       and (k == n - 1 or values[k + 1] is None))
+                    for k, v in enumerate(values)]
+        body += [f'<circle cx="{x_of(k):.1f}" cy="{top + plot_h * (1 - v):.1f}" r="2.6" '
+                 f'fill="{colour(i)}"/>' for k, v in enumerate(values) if isolated[k]]
     body.append(f'<line x1="{left}" x2="{left + plot_w}" y1="{top + plot_h}" '
                 f'y2="{top + plot_h}" stroke="#8a92a3"/>')
     return svg(element_id, width, height, body, label)
@@ -183,8 +194,8 @@ def line_chart(element_id, windows, names, series, label):
 def histogram_chart(element_id, title, edges, entries):
     """Step lines of length histograms (share of each annotation's features), log x axis."""
     used = [k for k in range(len(edges) - 1) if any(e["histogram"][k] for _, _, e in entries)]
-    left, top, plot_w, plot_h = 52, 30, 460, 200
-    width, height = left + plot_w + 14, top + plot_h + 44
+    left, top, plot_w, plot_h = 50, 30, 260, 190
+    width, height = left + plot_w + 34, top + plot_h + 44
     body = [text(left + plot_w / 2, 16, title, 13.5, extra=' font-weight="600"')]
     if not used:
         body.append(text(left + plot_w / 2, top + plot_h / 2, "none", 12, fill="#5b6475"))
@@ -207,7 +218,7 @@ def histogram_chart(element_id, title, edges, entries):
         x = x_of(10 ** decade)
         body.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{top + plot_h}" y2="{top + plot_h + 4}" '
                     'stroke="#8a92a3"/>')
-        body.append(text(x, top + plot_h + 17, _short(10 ** decade) + " bp", 10.5))
+        body.append(text(x, top + plot_h + 17, _bp(10 ** decade), 10.5))
     for (name, col, _), share in zip(entries, shares):
         pts = []
         for k, s in enumerate(share):
@@ -277,7 +288,7 @@ def html_page(results, length_edges):
                  line_chart("f1-along-genome", along["windows"], names,
                             [p["f1_along_genome"] for p in preds], "genic F1 along the genome") +
                  f"<p class=\"note\">Windows of {along['window_bp']:,} bp (both strands); gaps: "
-                 "windows without compared bases.</p></section>")
+                 "windows with no genic base in either the reference or the prediction.</p></section>")
     # features
     with_features = [p for p in preds if "features" in p]
     if with_features:
