@@ -179,6 +179,21 @@ def test_row_order_does_not_matter(tmp_path, run_tool):
     assert a["predictions"][0]["phase_f1"] is not None
 
 
+def test_coordinates_from_test_data_path(tmp_path, run_tool):
+    """A HybridModel.py predictions file names its data file in the test_data_path attribute;
+    a shared --prediction-data is for files without coordinates of their own."""
+    ref, with_coords = handmade(tmp_path)
+    bare = tmp_path / "bare.h5"
+    write_predictions(bare, [PRED_PLUS, [0] * L])
+    with h5py.File(bare, "r+") as h5:
+        h5.attrs["test_data_path"] = str(ref)
+    a = run(run_tool, tmp_path / "a", "--reference", ref, "--predictions", bare)
+    b = run(run_tool, tmp_path / "b", "--reference", ref, "--predictions", bare, with_coords,
+            "--prediction-data", ref)
+    assert a["predictions"][0]["base_level"]["confusion_matrix"] == EXPECTED_CM
+    assert [p["base_level"]["confusion_matrix"] for p in b["predictions"]] == [EXPECTED_CM] * 2
+
+
 def test_rows_missing_from_a_prediction_left_out(tmp_path, run_tool):
     ref, _ = handmade(tmp_path)
     pred = tmp_path / "half.h5"

@@ -41,8 +41,9 @@ def get_parser():
                     help="a short name per prediction for the report (default: file names)")
     io.add_argument("--prediction-data", nargs="+", metavar="DATA_H5",
                     help="the data file(s) the .h5 predictions were made on (their rows' "
-                         "seqids and start_ends): one for all, or one per .h5 prediction in "
-                         "order (default: each file's test_data_path attribute)")
+                         "seqids and start_ends): one per .h5 prediction in order, or one for "
+                         "those without data/seqids and data/start_ends of their own (default: "
+                         "each file's test_data_path attribute)")
     io.add_argument("--predictions-layout", choices=("aligned", "padding-first"),
                     default="aligned",
                     help="where the .h5 predictions of padded minus-strand rows sit: 'aligned' "
@@ -307,14 +308,17 @@ def _prediction_data(args, h5_predictions):
                             code=2)
     out = {}
     for k, path in enumerate(h5_predictions):
-        if given:
-            out[path] = given[0] if len(given) == 1 else given[k]
+        if len(given) > 1:
+            out[path] = given[k]
             continue
         with h5py.File(path, "r") as h5:
             if "data/seqids" in h5 and "data/start_ends" in h5:
-                out[path] = None
+                out[path] = None  # its own coordinates (a shared file is for the others)
                 continue
             attr = h5.attrs.get("test_data_path")
+        if given:
+            out[path] = given[0]
+            continue
         candidates = [] if attr is None else [str(attr), os.path.join(
             os.path.dirname(os.path.abspath(path)), os.path.basename(str(attr)))]
         found = next((c for c in candidates if os.path.isfile(c)), None)
