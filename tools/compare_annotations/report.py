@@ -122,8 +122,8 @@ def heatmap(element_id, matrix, classes, title):
                         f'fill="{fill}" stroke="{"#1d2330" if i == j else "none"}" '
                         f'stroke-width="{1.2 if i == j else 0}"><title>reference {esc(classes[i])}'
                         f', predicted {esc(classes[j])}: {v}</title></rect>')
-            body.append(text(x + cell / 2 - 1, y + cell / 2 - 4, f"{100 * frac:.1f}%", 12.5, fill=ink,
-                             extra=' font-weight="600"'))
+            body.append(text(x + cell / 2 - 1, y + cell / 2 - 4, f"{100 * frac:.1f}%", 12.5,
+                             fill=ink, extra=' font-weight="600"'))
             body.append(text(x + cell / 2 - 1, y + cell / 2 + 12, _short(v), 10.5, fill=ink))
     body.append(text(12, top + cell * k / 2, "reference", 11.5, fill="#5b6475",
                      extra=f' transform="rotate(-90 12 {top + cell * k / 2:.1f})"'))
@@ -288,7 +288,8 @@ def html_page(results, length_edges):
                  line_chart("f1-along-genome", along["windows"], names,
                             [p["f1_along_genome"] for p in preds], "genic F1 along the genome") +
                  f"<p class=\"note\">Windows of {along['window_bp']:,} bp (both strands); gaps: "
-                 "windows with no genic base in either the reference or the prediction.</p></section>")
+                 "windows with no genic base in either the reference or the prediction.</p>"
+                 "</section>")
     # features
     with_features = [p for p in preds if "features" in p]
     if with_features:
