@@ -15,6 +15,9 @@
  *   --train_data_dir with ready training_data*.h5 / validation_data*.h5)
  *   -> HYBRIDMODEL_PREDICT + HELIXER_POST with the tuned model (models tuned without coverage;
  *   a coverage-tuned model needs coverage at inference: run HybridModel.py as documented).
+ *   + --reference_gff3 R.gff3                       COMPARE_ANNOTATIONS: the given and the tuned
+ *                                                   model's gene models against these reference
+ *                                                   genes (HTML/JSON/TSV report)
  *
  * Options of the steps live in conf/modules.config (ext.args); resources in conf/base.config.
  */
@@ -30,6 +33,7 @@ include { FILTER_TO_MOST_CERTAIN                   } from './modules/filter_to_m
 include { ADD_NGS_COVERAGE                         } from './modules/add_ngs_coverage/main'
 include { N90_TRAIN_VAL_SPLIT                      } from './modules/n90_train_val_split/main'
 include { HYBRIDMODEL_TRAIN                        } from './modules/hybridmodel_train/main'
+include { COMPARE_ANNOTATIONS                      } from './modules/compare_annotations/main'
 
 workflow {
     main:
@@ -46,6 +50,7 @@ workflow {
 
     ch_labels = channel.empty()  // tuple(meta, labels.h5): training matrices of the species
     ch_genome_h5 = channel.empty()
+    ch_gene_models = channel.empty()  // tuple(meta, gff3) of every model that annotated the genome
     if (params.fasta) {
         ch_fasta = channel.fromPath(params.fasta, checkIfExists: true).map { fasta -> [meta, fasta] }
 
@@ -58,6 +63,7 @@ workflow {
             HYBRIDMODEL_PREDICT(ch_genome_h5.combine(channel.fromPath(params.model, checkIfExists: true)))
             HELIXER_POST(ch_genome_h5.join(HYBRIDMODEL_PREDICT.out.predictions))
             HELIXER_POST.out.gff3.view { m, gff3 -> "gene models of ${m.id} (given model): ${gff3}" }
+            ch_gene_models = ch_gene_models.mix(HELIXER_POST.out.gff3)
         }
 
         // Labels from an existing annotation ...
@@ -102,6 +108,19 @@ workflow {
         PREDICT_TUNED(ch_genome_h5.join(HYBRIDMODEL_TRAIN.out.model))
         POST_TUNED(ch_genome_h5.join(PREDICT_TUNED.out.predictions))
         POST_TUNED.out.gff3.view { m, gff3 -> "gene models of ${m.id} (tuned model): ${gff3}" }
+        ch_gene_models = ch_gene_models.mix(POST_TUNED.out.gff3)
+    }
+
+    // With reference genes: how the given and the tuned model compare with them (one report)
+    if (params.fasta && params.reference_gff3) {
+        ch_reference = channel.fromPath(params.reference_gff3, checkIfExists: true)
+        COMPARE_ANNOTATIONS(
+            ch_gene_models.groupTuple()
+                .combine(ch_reference)
+                .join(ch_fasta)
+                .map { m, gff3s, reference, fasta -> [m, reference, gff3s, [], fasta] }
+        )
+        COMPARE_ANNOTATIONS.out.html.view { m, html -> "comparison with the reference genes: ${html}" }
     }
 
     // Versions of every tool that ran, from the `versions` topic channel, once.
