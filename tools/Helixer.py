@@ -58,8 +58,9 @@ def get_parser():
                             "default (the bundled model; used when no model is given and no "
                             "other lineage is installed)")
     model.add_argument("--model-filepath", default=None,
-                       help="a model .h5 file; overrides --lineage (then --subsequence-length "
-                            "is required)")
+                       help="a model .h5 file, used instead of a lineage's model; "
+                            "--subsequence-length is then required, unless --lineage gives "
+                            "its default")
     model.add_argument("--downloaded-model-path", default=None,
                        help="where lineage models are looked up (<dir>/<lineage>/<file>); "
                             "default ~/.local/share/Helixer/models ($XDG_DATA_HOME respected)")
@@ -162,17 +163,18 @@ def parse_args(argv):
             raise cli.UserError(f"--{name.replace('_', '-')} is required", code=2)
     if (args.fasta_path is None) == (args.h5_path is None):
         raise cli.UserError("give either --fasta-path or --h5-path", code=2)
-    if args.lineage and args.model_filepath:
-        log.warning("--model-filepath given: --lineage %s is ignored", args.lineage)
-    if args.model_filepath and not args.subsequence_length and not args.h5_path:
-        raise cli.UserError("--subsequence-length is required with --model-filepath", code=2)
+    if (args.model_filepath and not args.subsequence_length and not args.h5_path
+            and args.lineage not in LINEAGE_SUBSEQUENCE_LENGTH):
+        raise cli.UserError("--subsequence-length is required with --model-filepath (or "
+                            "--lineage for its default)", code=2)
     return args
 
 
 def choose_model(args):
-    """(model path, lineage or None) from --model-filepath, --lineage or the bundled default."""
+    """(model path, lineage or None) from --model-filepath (its lineage: --lineage, which then
+    only sets the default subsequence length), --lineage or the bundled default."""
     if args.model_filepath:
-        return args.model_filepath, None
+        return args.model_filepath, args.lineage
     entries = models.load_model_list()
     model_dir = args.downloaded_model_path
     lineage = args.lineage
@@ -388,7 +390,10 @@ def main(argv=None):
         sequences, species, start_ends, L = check_genome_h5(args.h5_path, args.subsequence_length)
         records = None
     else:
-        L = args.subsequence_length or LINEAGE_SUBSEQUENCE_LENGTH[lineage]
+        L = args.subsequence_length or LINEAGE_SUBSEQUENCE_LENGTH.get(lineage)
+        if L is None:
+            raise cli.UserError(f"lineage {lineage} has no default subsequence length: give "
+                                "--subsequence-length", code=2)
         if args.write_by < L:
             raise cli.UserError(f"--write-by ({args.write_by}) must be at least "
                                 f"--subsequence-length ({L})", code=2)
