@@ -20,7 +20,8 @@ from concurrent.futures import ThreadPoolExecutor
 import h5py
 import numpy as np
 
-from helixtune import cli, fasta, genome_h5, h5layout, model_inputs, models, network, postprocess
+from helixtune import (cli, fasta, genome_h5, h5layout, model_inputs, models, network,
+                       postprocess, prediction)
 
 log = logging.getLogger("helixtune.Helixer")
 
@@ -194,8 +195,8 @@ def choose_model(args):
 
 
 def check_model_file(path):
-    """(pool size, has phase output) of a model file, read without TensorFlow; UserError when it
-    is not a readable HybridModel with 4 input channels."""
+    """The pool size of a model file, read without TensorFlow; UserError unless it is a readable
+    HybridModel with 4 input channels and a phase output."""
     if not os.path.isfile(path):
         raise cli.UserError(f"model file {str(path)!r} does not exist")
     try:
@@ -215,7 +216,7 @@ def check_model_file(path):
     if n_outputs != 2:
         raise cli.UserError(f"{path}: the model has no phase output; HelixerPost needs it "
                             "(train with --predict-phase)")
-    return network.pool_size_from_file(path), True
+    return network.pool_size_from_file(path)
 
 
 def check_layout(args, L, P):
@@ -299,23 +300,19 @@ class SequenceStream:
         return done
 
 
-def decode_sequence(seq, arrays, first, start_ends, L, opts):
-    """HelixerPost on one sequence held in memory: [(strand, decoded regions)]."""
+def decode_strand(seq, strand, arrays, first, start_ends, L, opts):
+    """HelixerPost's decoding of one strand of a sequence held in memory."""
+    rows = seq.fwd if strand == "+" else seq.rev
     local_se = start_ends[first:first + len(seq.rows)]
-    out = []
-    for strand, rows in (("+", seq.fwd), ("-", seq.rev)):
-        x, cls, phase = postprocess.read_strand(arrays, arrays, rows - first, local_se, L, False)
-        out.append((strand, postprocess.decode_strand(x, cls, phase, opts.window_size,
-                                                      opts.edge_threshold, opts.peak_threshold)))
-    return out
+    x, cls, phase = postprocess.read_strand(arrays, arrays, rows - first, local_se, L, False)
+    return postprocess.decode_strand(x, cls, phase, opts.window_size, opts.edge_threshold,
+                                     opts.peak_threshold)
 
 
 def predict_and_post_process(args, model_path, genome_path, sequences, species, start_ends, out,
                              offset, core):
     """Predict the genome file with the model and write the GFF3 to ``out`` sequence by
     sequence; returns (genes, mRNAs)."""
-    from helixtune import prediction
-
     network.setup_tensorflow(threads=args.threads)
     model = network.load_model(str(model_path))
     overlap = not args.no_overlap
@@ -332,9 +329,10 @@ def predict_and_post_process(args, model_path, genome_path, sequences, species, 
     pending = []
 
     def flush():
-        seq, job = pending.pop(0)
-        for line in postprocess.sequence_lines(seq, job.result(), species,
-                                               args.min_coding_length):
+        seq, jobs = pending.pop(0)
+        for line in postprocess.sequence_lines(seq, [(strand, job.result())
+                                                     for strand, job in jobs],
+                                               species, args.min_coding_length):
             out.write(line)
             kind = line.split("\t", 3)[2:3]
             if kind == ["gene"]:
@@ -365,8 +363,10 @@ def predict_and_post_process(args, model_path, genome_path, sequences, species, 
                 writer.write(a, outs, data.shifts[a:a + len(outs[0])])
             rows.update(len(outs[0]))
             for seq, arrays, first in collector.add(a, outs, block):
-                pending.append((seq, pool.submit(decode_sequence, seq, arrays, first, start_ends,
-                                                 L, args)))
+                # the strands are decoded in the pool while the next rows are predicted
+                pending.append((seq, [(strand, pool.submit(decode_strand, seq, strand, arrays,
+                                                           first, start_ends, L, args))
+                                      for strand in "+-"]))
                 while len(pending) > threads:  # bounded: at most `threads` sequences held
                     flush()
         while pending:
@@ -382,7 +382,7 @@ def main(argv=None):
         os.environ["HELIXTUNE_THREADS"] = str(args.threads)
     # -- everything is checked before any model work
     model_path, lineage = choose_model(args)
-    P, _ = check_model_file(model_path)
+    P = check_model_file(model_path)
     cli.check_writable_output(args.gff_output_path)
     if args.keep_predictions:
         cli.check_writable_output(args.keep_predictions)
