@@ -251,3 +251,28 @@ def test_spombe_slice_same_as_the_steps(shared_data, tmp_path):
     if shutil.which("gt"):
         done = subprocess.run(["gt", "gff3validator", str(out)], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
+
+
+# ---- which model -------------------------------------------------------------------------------
+
+def test_model_choice_installed_lineage_and_bundled_default(tmp_path, monkeypatch):
+    from helixtune import models
+    models_dir = tmp_path / "models"
+    (models_dir / "fungi").mkdir(parents=True)
+    shutil.copy(MODEL, models_dir / "fungi" / "fungi_v0.3_a_0100.h5")
+    base = ["--fasta-path", "g.fa", "--gff-output-path", "o.gff3",
+            "--downloaded-model-path", str(models_dir)]
+    path, lineage = Helixer.choose_model(Helixer.parse_args(base + ["--lineage", "fungi"]))
+    assert (pathlib.Path(path), lineage) == (models_dir / "fungi" / "fungi_v0.3_a_0100.h5",
+                                             "fungi")
+    # nothing installed: the bundled model (lineage default)
+    (models_dir / "fungi" / "fungi_v0.3_a_0100.h5").unlink()
+    data = tmp_path / "package_data"
+    (data / "models").mkdir(parents=True)
+    shutil.copy(MODEL, data / "models" / "default.h5")
+    monkeypatch.setattr(models, "DATA_DIR", data)
+    path, lineage = Helixer.choose_model(Helixer.parse_args(base))
+    assert (pathlib.Path(path), lineage) == (data / "models" / "default.h5", "default")
+    # a model file with --lineage: the lineage only sets the default subsequence length
+    args = Helixer.parse_args(base + ["--model-filepath", str(MODEL), "--lineage", "fungi"])
+    assert Helixer.choose_model(args) == (str(MODEL), "fungi")
