@@ -6,6 +6,7 @@ Beyond 0.3.6: every input is checked before any model work; predictions go from 
 to the post-processor sequence by sequence (no predictions file unless --keep-predictions), so
 disk use and memory are bounded by the largest sequence; a failing step is a failure.
 """
+import collections
 import contextlib
 import json
 import logging
@@ -269,11 +270,11 @@ def temporary_dir(args):
 
 class SequenceStream:
     """Collects a prediction stream (model layout, any row blocks) into whole sequences in file
-    layout: ``add`` returns the sequences completed so far as (seq, arrays, start_ends), where
+    layout: ``add`` returns the sequences completed so far as (seq, arrays, first row), where
     ``arrays`` maps data/X, predictions and predictions_phase to the sequence's rows."""
 
     def __init__(self, data, sequences):
-        self.data, self.sequences = data, list(sequences)
+        self.data, self.sequences = data, collections.deque(sequences)
         self.pieces = []  # [(first row, X, predictions, phase)] not yet handed out
 
     def add(self, a, outs, block):
@@ -283,7 +284,7 @@ class SequenceStream:
         done = []
         stop = a + len(outs[0])
         while self.sequences and self.sequences[0].rows[-1] < stop:
-            seq = self.sequences.pop(0)
+            seq = self.sequences.popleft()
             first, end = int(seq.rows[0]), int(seq.rows[-1]) + 1
             parts = [[], [], []]
             keep = []
