@@ -13,6 +13,7 @@ import gzip
 import json
 import os
 import pathlib
+import sys
 import tempfile
 import threading
 
@@ -67,7 +68,7 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
     model = DATA / "helixer_h5" / "upstream_0.3.6" / "tiny_model.h5"
-    bin_dir = pathlib.Path(os.sys.executable).parent
+    bin_dir = pathlib.Path(sys.executable).parent
     env = dict(os.environ, HELIXTUNE_THREADS=str(args.threads),
                HELIXTUNE_TF_THREADS=str(args.threads))
     with tempfile.TemporaryDirectory(dir=ROOT / "benchmarks") as tmp:

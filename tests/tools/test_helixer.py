@@ -2,7 +2,6 @@
 --overlap -> helixer_post_bin), bad input caught before any model work, no temporary files left
 on success, failure or SIGTERM, a GFF3 that gt gff3validator accepts, --config-path."""
 import gzip
-import os
 import pathlib
 import shutil
 import signal
