@@ -18,6 +18,8 @@ DEFAULTS = {"window_size": 100, "edge_threshold": 0.1, "peak_threshold": 0.8,
             "min_coding_length": 60}
 GENOME_DATASETS = ("data/X", "data/seqids", "data/species", "data/start_ends")
 PREDICTION_DATASETS = ("predictions", "predictions_phase")
+#: what :func:`read_strand` reads: data/X of the genome file, then the two predictions
+STREAM_DATASETS = ("data/X",) + PREDICTION_DATASETS
 
 
 # --- input --------------------------------------------------------------------------------------
@@ -44,6 +46,11 @@ def _open(path, what):
         raise cli.UserError(f"{what} {path!r} is not a readable HDF5 file ({e})") from None
 
 
+def require_genome(h5, path):
+    """UserError unless the genome file has every dataset HelixerPost reads."""
+    _require(h5, GENOME_DATASETS, path)
+
+
 def _require(h5, names, path):
     for name in names:
         if name not in h5 or not isinstance(h5[name], h5py.Dataset):
@@ -64,6 +71,25 @@ def index_sequences(genome, preds, genome_path, preds_path):
     if x.shape != p.shape:
         raise cli.UserError(f"{genome_path} and {preds_path} do not correspond: data/X has shape "
                             f"{x.shape}, predictions {p.shape} (rows or subsequence length differ)")
+    sequences, species, start_ends = index_genome(genome, genome_path, n, L)
+    # Prediction files may carry the row identity (seqids/start_ends, at the root or in data/):
+    # then it must be the genome file's.
+    for name, ours in (("seqids", genome["data/seqids"][:]), ("start_ends", start_ends)):
+        for key in (name, f"data/{name}"):
+            if key in preds and isinstance(preds[key], h5py.Dataset):
+                theirs = preds[key][:]
+                if theirs.shape != ours.shape or (theirs != ours).any():
+                    row = (int(np.flatnonzero((theirs != ours).reshape(len(ours), -1).any(1))[0])
+                           if theirs.shape == ours.shape else None)
+                    raise cli.UserError(
+                        f"{genome_path} and {preds_path} do not correspond: {key} differs from "
+                        f"data/{name}" + (f" (first at row {row})" if row is not None else ""))
+    return sequences, species, L, start_ends
+
+
+def index_genome(genome, genome_path, n, L):
+    """Check the genome file's row identity (n rows of length L) and group its rows into
+    sequences: (sequences, species, start_ends)."""
     seqids = genome["data/seqids"][:]
     species = genome["data/species"][:]
     start_ends = genome["data/start_ends"][:]
@@ -76,18 +102,6 @@ def index_sequences(genome, preds, genome_path, preds_path):
         other = species[np.flatnonzero(species != species[0])[0]]
         raise cli.UserError(f"{genome_path}: more than one species ({species[0].decode()!r}, "
                             f"{other.decode()!r}); HelixerPost allows one species per file")
-    # Prediction files may carry the row identity (seqids/start_ends, at the root or in data/):
-    # then it must be the genome file's.
-    for name, ours in (("seqids", seqids), ("start_ends", start_ends)):
-        for key in (name, f"data/{name}"):
-            if key in preds and isinstance(preds[key], h5py.Dataset):
-                theirs = preds[key][:]
-                if theirs.shape != ours.shape or (theirs != ours).any():
-                    row = (int(np.flatnonzero((theirs != ours).reshape(len(ours), -1).any(1))[0])
-                           if theirs.shape == ours.shape else None)
-                    raise cli.UserError(
-                        f"{genome_path} and {preds_path} do not correspond: {key} differs from "
-                        f"data/{name}" + (f" (first at row {row})" if row is not None else ""))
     # contiguous runs of the same seqid are sequences
     change = np.flatnonzero(seqids[1:] != seqids[:-1]) + 1
     bounds = np.concatenate(([0], change, [n]))
@@ -101,7 +115,7 @@ def index_sequences(genome, preds, genome_path, preds_path):
         seq = Sequence(seqid, np.arange(a, b), start_ends)
         _check_sequence(seq, start_ends, L, genome_path)
         sequences.append(seq)
-    return sequences, species[0].decode("ascii", "replace"), L, start_ends
+    return sequences, species[0].decode("ascii", "replace"), start_ends
 
 
 def _check_sequence(seq, start_ends, L, path):
@@ -280,6 +294,23 @@ def gene_lines(gene, number, seqid, species, strand, length):
     return lines
 
 
+def gff3_header(species, md5_line):
+    """The GFF3 header lines (``md5_line``: :func:`model_md5_line`'s result)."""
+    return f"##gff-version 3.2.1\n##species {species}\n{md5_line}"
+
+
+def sequence_lines(seq, strand_results, species, min_length):
+    """The GFF3 lines of one sequence from its decoded strands [(strand, decode_strand(...))]:
+    the sequence-region line, then its genes numbered in order."""
+    yield f"##sequence-region {seq.seqid} 1 {seq.length}\n"
+    number = 0
+    for strand, results in strand_results:
+        for offset, runs in results:
+            for gene in genes_of_runs(offset, runs, min_length):
+                number += 1
+                yield from gene_lines(gene, number, seq.seqid, species, strand, seq.length)
+
+
 def model_md5_line(preds):
     """'# <model_md5sum>' if the attribute exists as a variable-length UTF-8 string."""
     if "model_md5sum" not in preds.attrs:
@@ -302,8 +333,7 @@ def post_process(genome_path, preds_path, out, window, edge, peak, min_length, t
                                                             preds_path)
         if minus_padding == "auto":
             minus_padding = detect_minus_padding(preds, sequences, start_ends, L, preds_path)
-        out.write(f"##gff-version 3.2.1\n##species {species}\n")
-        out.write(model_md5_line(preds))
+        out.write(gff3_header(species, model_md5_line(preds)))
         total = sum(s.length for s in sequences)
         log.info("helixer_post_bin: %d sequence(s), %d bp; decoding both strands with %d "
                  "thread(s)", len(sequences), total, threads)
@@ -319,15 +349,8 @@ def post_process(genome_path, preds_path, out, window, edge, peak, min_length, t
 
         def flush(item):
             seq, jobs = item
-            out.write(f"##sequence-region {seq.seqid} 1 {seq.length}\n")
-            number = 0
-            for strand, job in jobs:
-                results = job.result() if pool else job
-                for offset, runs in results:
-                    for gene in genes_of_runs(offset, runs, min_length):
-                        number += 1
-                        out.writelines(gene_lines(gene, number, seq.seqid, species, strand,
-                                                  seq.length))
+            out.writelines(sequence_lines(seq, [(strand, job.result() if pool else job)
+                                                for strand, job in jobs], species, min_length))
 
         try:
             for seq in sequences:

@@ -1,0 +1,125 @@
+#!/usr/bin/env python3
+"""Benchmark: Helixer.py against the three steps by hand (fasta2h5.py -> HybridModel.py --overlap
+-> helixer_post_bin) on S. pombe chr I (or its first --bp bases), with upstream's tiny model.
+
+Per run: wall time, peak RSS (os.wait4) and the peak disk use of the intermediate files (the
+temporary directory's size sampled every 0.1 s; for the steps, the genome and predictions
+files they leave). The two GFF3 files must be identical. Prints one JSON line.
+Target: wall <= the sum of the steps; temporary disk <= 1/4 of the steps' intermediate files.
+Usage: benchmarks/helixer.py [--bp N (default: the whole chromosome)] [--threads T]
+"""
+import argparse
+import gzip
+import json
+import os
+import pathlib
+import sys
+import tempfile
+import threading
+
+import _measure
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DATA = pathlib.Path(os.environ.get("HELIXTUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
+L = 21384
+POST = ["100", "0.1", "0.8", "100"]  # Helixer.py's defaults: window, edge, peak, min coding length
+
+
+def dir_size(path):
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            try:
+                total += os.path.getsize(os.path.join(root, name))
+            except OSError:  # removed meanwhile
+                pass
+    return total
+
+
+class PeakSize(threading.Thread):
+    """Samples the size of a directory tree until stopped; ``peak`` in bytes."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.path, self.peak, self.done = path, 0, threading.Event()
+
+    def run(self):
+        while not self.done.wait(0.1):
+            self.peak = max(self.peak, dir_size(self.path))
+
+    def stop(self):
+        self.done.set()
+        self.join()
+        return self.peak
+
+
+def write_input(path, bp):
+    """The chromosome (or its first ``bp`` bases) as plain FASTA; returns its length."""
+    with gzip.open(DATA / "schizosaccharomyces_pombe" / "sp_chrI.fa.gz", "rt") as f:
+        header, seq = f.readline(), "".join(line.strip() for line in f)
+    seq = seq[:bp] if bp else seq
+    path.write_text(header + seq + "\n")
+    return len(seq)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bp", type=int, default=0, help="use only the first N bases (0: all)")
+    ap.add_argument("--threads", type=int, default=2)
+    args = ap.parse_args()
+    model = DATA / "helixer_h5" / "upstream_0.3.6" / "tiny_model.h5"
+    bin_dir = pathlib.Path(sys.executable).parent
+    env = dict(os.environ, HELIXTUNE_THREADS=str(args.threads),
+               HELIXTUNE_TF_THREADS=str(args.threads))
+    with tempfile.TemporaryDirectory(dir=ROOT / "benchmarks") as tmp:
+        tmp = pathlib.Path(tmp)
+        fasta = tmp / "genome.fa"
+        n_bp = write_input(fasta, args.bp)
+        steps_dir = tmp / "steps"
+        steps_dir.mkdir()
+        genome, preds, steps_gff = (steps_dir / "genome.h5", steps_dir / "preds.h5",
+                                    steps_dir / "steps.gff3")
+        steps = {
+            "fasta2h5": [bin_dir / "fasta2h5.py", "--fasta-path", fasta, "--species", "sp",
+                         "--subsequence-length", L, "--h5-output-path", genome, "--quiet"],
+            "HybridModel": [bin_dir / "HybridModel.py", "--load-model-path", model,
+                            "--test-data", genome, "--prediction-output-path", preds,
+                            "--overlap", "--quiet"],
+            "helixer_post": [bin_dir / "helixer_post_bin", genome, preds, *POST, steps_gff,
+                             "--threads", args.threads, "--quiet"],
+        }
+        result = {"input_bp": n_bp, "threads": args.threads, "steps": {}}
+        for name, cmd in steps.items():
+            wall, rss, cpu = _measure.measure(cmd, env)
+            result["steps"][name] = {"wall_s": round(wall, 1), "peak_rss_mb": round(rss),
+                                     "cpu_s": round(cpu, 1)}
+        result["steps_wall_s"] = round(sum(s["wall_s"] for s in result["steps"].values()), 1)
+        result["steps_peak_rss_mb"] = max(s["peak_rss_mb"] for s in result["steps"].values())
+        result["steps_intermediate_mb"] = round(
+            (genome.stat().st_size + preds.stat().st_size) / 2**20, 2)
+        result["genome_h5_mb"] = round(genome.stat().st_size / 2**20, 2)
+        result["predictions_h5_mb"] = round(preds.stat().st_size / 2**20, 2)
+
+        one_dir, temporary = tmp / "one", tmp / "temporary"
+        one_dir.mkdir()
+        temporary.mkdir()
+        one_gff = one_dir / "one.gff3"
+        sampler = PeakSize(temporary)
+        sampler.start()
+        wall, rss, cpu = _measure.measure(
+            [bin_dir / "Helixer.py", "--fasta-path", fasta, "--species", "sp",
+             "--model-filepath", model, "--subsequence-length", L, "--gff-output-path", one_gff,
+             "--temporary-dir", temporary, "--threads", args.threads, "--quiet"], env)
+        peak = sampler.stop()
+        result["helixer"] = {"wall_s": round(wall, 1), "peak_rss_mb": round(rss),
+                             "cpu_s": round(cpu, 1),
+                             "peak_temporary_mb": round(peak / 2**20, 2)}
+        result["identical_gff3"] = one_gff.read_bytes() == steps_gff.read_bytes()
+        result["genes"] = one_gff.read_text().count("\tgene\t")
+        result["wall_ratio"] = round(wall / result["steps_wall_s"], 3)
+        result["temporary_disk_ratio"] = round(peak / 2**20 / result["steps_intermediate_mb"], 3)
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

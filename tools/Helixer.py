@@ -1,0 +1,460 @@
+#!/usr/bin/env python3
+"""Annotate a genome in one command: genome FASTA -> HybridModel predictions (with --overlap
+unless --no-overlap) -> HelixerPost gene models (GFF3), as Helixer 0.3.6's Helixer.py.
+
+Beyond 0.3.6: every input is checked before any model work; predictions go from the network
+to the post-processor sequence by sequence (no predictions file unless --keep-predictions), so
+disk use and memory are bounded by the largest sequence; a failing step is a failure.
+"""
+import collections
+import contextlib
+import json
+import logging
+import os
+import pathlib
+import shutil
+import signal
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import h5py
+import numpy as np
+
+from helixtune import (cli, fasta, genome_h5, h5layout, model_inputs, models, network,
+                       postprocess, prediction)
+
+log = logging.getLogger("helixtune.Helixer")
+
+#: --subsequence-length by lineage when not given (Helixer 0.3.6's; "default": the bundled model)
+LINEAGE_SUBSEQUENCE_LENGTH = {"vertebrate": 213840, "invertebrate": 213840,
+                              "land_plant": 64152, "fungi": 21384, "default": 21384}
+DEFAULT_LINEAGE = "default"
+REQUIRED = ("gff_output_path",)
+
+
+def get_parser():
+    """The command-line parser (Helixer 0.3.6's options and defaults, plus helixtune's)."""
+    parser = cli.new_parser("Helixer.py", __doc__)
+    io = parser.add_argument_group("Input and output")
+    io.add_argument("--fasta-path", default=None,
+                    help="genome FASTA (plain, gzip or bgzip); required unless --h5-path")
+    io.add_argument("--h5-path", default=None,
+                    help="a ready genome HDF5 file (fasta2h5.py output) instead of --fasta-path")
+    io.add_argument("--gff-output-path", default=None, help="GFF3 output file (required)")
+    io.add_argument("--species", default="",
+                    help="species name: data/species, the GFF3 ##species header and the gene "
+                         "ID prefix (ignored with --h5-path: the file's)")
+    io.add_argument("--temporary-dir", default=None,
+                    help="directory for the intermediate genome HDF5 file (removed at the end); "
+                         "default: beside --gff-output-path")
+    io.add_argument("--keep-predictions", metavar="PATH", default=None,
+                    help="also write the predictions HDF5 file (HybridModel.py's) to PATH")
+    io.add_argument("--config-path", default=None,
+                    help="YAML file of these options (keys with underscores, e.g. "
+                         "'fasta_path: genome.fa'); the command line wins over it")
+    model = parser.add_argument_group("Model")
+    model.add_argument("--lineage", default=None,
+                       help="use the installed model of this lineage: vertebrate, land_plant, "
+                            "fungi, invertebrate (fetch_helixer_models.py installs them) or "
+                            "default (the bundled model; used when no model is given and no "
+                            "other lineage is installed)")
+    model.add_argument("--model-filepath", default=None,
+                       help="a model .h5 file, used instead of a lineage's model; "
+                            "--subsequence-length is then required, unless --lineage gives "
+                            "its default")
+    model.add_argument("--downloaded-model-path", default=None,
+                       help="where lineage models are looked up (<dir>/<lineage>/<file>); "
+                            "default ~/.local/share/Helixer/models ($XDG_DATA_HOME respected)")
+    data = parser.add_argument_group("Data layout")
+    data.add_argument("--subsequence-length", type=cli.positive_int, default=None,
+                      help="row length; default by lineage: "
+                           + ", ".join(f"{k} {v}" for k, v in LINEAGE_SUBSEQUENCE_LENGTH.items())
+                           + "; must be divisible by the model's pool size")
+    data.add_argument("--write-by", type=cli.positive_int, default=20_000_000,
+                      help="bases encoded at a time in the conversion (bounds memory)")
+    data.add_argument("--compression", choices=["gzip", "lzf"], default="gzip",
+                      help="HDF5 compression of the intermediate files")
+    data.add_argument("--no-multiprocess", action="store_true",
+                      help="accepted for compatibility (the conversion uses no worker processes)")
+    pred = parser.add_argument_group("Prediction")
+    pred.add_argument("--batch-size", type=cli.positive_int, default=32,
+                      help="rows or windows predicted at a time")
+    pred.add_argument("--no-overlap", action="store_true",
+                      help="predict rows as they are, without overlapping windows")
+    pred.add_argument("--overlap-offset", type=cli.positive_int, default=None,
+                      help="distance between overlapping windows; must divide the subsequence "
+                           "length (default: subsequence length / 2)")
+    pred.add_argument("--overlap-core-length", type=cli.positive_int, default=None,
+                      help="central part of each window that is kept; smaller than the "
+                           "subsequence length (default: subsequence length * 3 / 4)")
+    post = parser.add_argument_group("Post-processing (HelixerPost)")
+    post.add_argument("--window-size", type=cli.positive_int, default=100,
+                      help="width of the sliding window that finds genic regions")
+    post.add_argument("--edge-threshold", type=cli.number_in(0, 1), default=0.1,
+                      help="mean genic probability at which a genic region starts and ends")
+    post.add_argument("--peak-threshold", type=cli.number_in(0, 1), default=0.8,
+                      help="mean genic probability that some window of a region must exceed")
+    post.add_argument("--min-coding-length", type=cli.positive_int, default=100,
+                      help="minimum coding length (bp) of a gene")
+    run = parser.add_argument_group("Run control")
+    run.add_argument("--threads", type=cli.positive_int, default=None,
+                     help="CPU threads for the network, compression and decoding (default: "
+                          "the CPUs available)")
+    cli.add_common_args(parser)
+    return parser
+
+
+# ---- options -----------------------------------------------------------------------------------
+
+def read_config(path):
+    """The options in a YAML config file: PyYAML when installed, else the ``key: value`` subset
+    (comments, blank lines, plain or quoted scalars)."""
+    try:
+        text = pathlib.Path(path).read_text()
+    except OSError as e:
+        raise cli.UserError(f"--config-path {path!r}: cannot read it ({e.strerror})") from None
+    try:
+        import yaml
+    except ImportError:
+        yaml = None
+    if yaml is not None:
+        try:
+            values = yaml.safe_load(text) or {}
+        except yaml.YAMLError as e:
+            raise cli.UserError(f"{path}: not valid YAML ({e})") from None
+        if not isinstance(values, dict):
+            raise cli.UserError(f"{path}: expected 'key: value' lines")
+        return values
+    values = {}
+    for n, line in enumerate(text.splitlines(), 1):
+        line = line.split(" #")[0].strip() if not line.lstrip().startswith("#") else ""
+        if not line or line == "---":
+            continue
+        key, sep, value = line.partition(":")
+        if not sep or not key.strip() or key != key.rstrip() or " " in key.strip():
+            raise cli.UserError(f"{path}: line {n}: expected 'key: value' (install PyYAML for "
+                                f"other YAML), found {line!r}")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        elif value.lower() in ("true", "yes", "on", "false", "no", "off"):
+            value = value.lower() in ("true", "yes", "on")
+        elif value.lower() in ("", "null", "~"):
+            value = None
+        values[key.strip()] = value
+    return values
+
+
+def parse_args(argv):
+    """Parse ``argv`` over the defaults of ``--config-path``; check what options alone decide."""
+    parser = get_parser()
+    args = parser.parse_args(argv)
+    if args.config_path:
+        config = read_config(args.config_path)
+        dests = {a.dest: a for a in parser._actions}
+        unknown = sorted(set(config) - set(dests) - {"help", "version", "config_path"})
+        if unknown:
+            raise cli.UserError(f"{args.config_path}: unknown option(s) "
+                                + ", ".join(unknown), code=2)
+        parser.set_defaults(**{k: v if v is None or isinstance(v, bool) else str(v)
+                               for k, v in config.items() if k in dests})
+        args = parser.parse_args(argv)
+    for name in REQUIRED:
+        if getattr(args, name) is None:
+            raise cli.UserError(f"--{name.replace('_', '-')} is required", code=2)
+    if (args.fasta_path is None) == (args.h5_path is None):
+        raise cli.UserError("give either --fasta-path or --h5-path", code=2)
+    if (args.model_filepath and not args.subsequence_length and not args.h5_path
+            and args.lineage not in LINEAGE_SUBSEQUENCE_LENGTH):
+        raise cli.UserError("--subsequence-length is required with --model-filepath (or "
+                            "--lineage for its default)", code=2)
+    return args
+
+
+def choose_model(args):
+    """(model path, lineage or None) from --model-filepath (its lineage: --lineage, which then
+    only sets the default subsequence length), --lineage or the bundled default."""
+    if args.model_filepath:
+        return args.model_filepath, args.lineage
+    entries = models.load_model_list()
+    model_dir = args.downloaded_model_path
+    lineage = args.lineage
+    if lineage is None:
+        installed = [name for name in models.lineages(entries) if name != DEFAULT_LINEAGE
+                     and models.installed_model_path(name, model_dir, entries)]
+        if installed:
+            raise cli.UserError("no --lineage or --model-filepath given, and models of "
+                                f"{', '.join(installed)} are installed: choose one with "
+                                "--lineage (or --lineage default for the bundled model)", code=2)
+        lineage = DEFAULT_LINEAGE
+    if lineage not in models.lineages(entries):
+        raise cli.UserError(f"unknown lineage {lineage!r}; known: "
+                            f"{', '.join(models.lineages(entries))}; to install one run: "
+                            f"{models.FETCH} --lineage LINEAGE", code=2)
+    return models.resolve_lineage_model(lineage, model_dir, entries), lineage
+
+
+def check_model_file(path):
+    """The pool size of a model file, read without TensorFlow; UserError unless it is a readable
+    HybridModel with 4 input channels and a phase output."""
+    if not os.path.isfile(path):
+        raise cli.UserError(f"model file {str(path)!r} does not exist")
+    try:
+        config = json.loads(network.model_config_of_file(path))
+        layers = config["config"]["layers"]
+        inputs = [layer["config"] for layer in layers if layer["class_name"] == "InputLayer"]
+        shape = inputs[0].get("batch_input_shape") or inputs[0].get("batch_shape")
+        n_outputs = len(config["config"]["output_layers"])
+    except OSError as e:
+        raise cli.UserError(f"{path}: not an HDF5 model file ({e})") from None
+    except (KeyError, IndexError, TypeError, ValueError):
+        raise cli.UserError(f"{path}: not a Keras model file (no usable model_config "
+                            "attribute)") from None
+    if shape[-1] != 4:
+        raise cli.UserError(f"{path}: the model takes {shape[-1]} input channels; Helixer.py "
+                            "needs a model of the 4 bases (not a coverage model)")
+    if n_outputs != 2:
+        raise cli.UserError(f"{path}: the model has no phase output; HelixerPost needs it "
+                            "(train with --predict-phase)")
+    return network.pool_size_from_file(path)
+
+
+def check_layout(args, L, P):
+    """Overlap settings against the subsequence length L and the pool size P."""
+    if L % P:
+        raise cli.UserError(f"--subsequence-length {L} is not divisible by the model's pool "
+                            f"size {P}", code=2)
+    if args.no_overlap:
+        return None, None
+    offset = args.overlap_offset or L // 2
+    core = args.overlap_core_length or L * 3 // 4
+    if L % offset:
+        raise cli.UserError(f"--overlap-offset {offset} does not divide the subsequence length "
+                            f"{L}", code=2)
+    if core >= L:
+        raise cli.UserError(f"--overlap-core-length {core} must be smaller than the "
+                            f"subsequence length {L}", code=2)
+    if offset > core:
+        raise cli.UserError(f"--overlap-offset {offset} must not exceed --overlap-core-length "
+                            f"{core}", code=2)
+    return offset, core
+
+
+def check_genome_h5(path, L):
+    """Rows of a ready genome file (--h5-path): sequences, species, start_ends, length."""
+    if not os.path.isfile(path):
+        raise cli.UserError(f"--h5-path {path!r} does not exist")
+    try:
+        h5 = h5py.File(path, "r")
+    except OSError as e:
+        raise cli.UserError(f"--h5-path {path!r} is not a readable HDF5 file ({e})") from None
+    with h5:
+        postprocess.require_genome(h5, path)
+        n, length = h5["data/X"].shape[:2]
+        if L and L != length:
+            raise cli.UserError(f"{path}: rows of {length} bp, but --subsequence-length is {L}",
+                                code=2)
+        return postprocess.index_genome(h5, path, n, length) + (length,)
+
+
+def temporary_dir(args):
+    """A new directory for intermediate files in --temporary-dir (default: beside the GFF3)."""
+    parent = args.temporary_dir or os.path.dirname(os.path.abspath(args.gff_output_path))
+    if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
+        raise cli.UserError(f"--temporary-dir {parent!r} is not a writable directory")
+    return tempfile.mkdtemp(prefix=".helixer.", dir=parent)
+
+
+# ---- stages ------------------------------------------------------------------------------------
+
+class SequenceStream:
+    """Collects a prediction stream (model layout, any row blocks) into whole sequences in file
+    layout: ``add`` returns the sequences completed so far as (seq, arrays, first row), where
+    ``arrays`` maps data/X, predictions and predictions_phase to the sequence's rows."""
+
+    def __init__(self, data, sequences):
+        self.data, self.sequences = data, collections.deque(sequences)
+        self.pieces = []  # [(first row, X, predictions, phase)] not yet handed out
+
+    def add(self, a, outs, block):
+        shifts = self.data.shifts[a:a + len(outs[0])]
+        rows = [model_inputs.to_file_layout(o, shifts) for o in (block["x"], *outs)]
+        self.pieces.append((a, *(np.asarray(r, np.float16) for r in rows)))
+        done = []
+        stop = a + len(outs[0])
+        while self.sequences and self.sequences[0].rows[-1] < stop:
+            seq = self.sequences.popleft()
+            first, end = int(seq.rows[0]), int(seq.rows[-1]) + 1
+            parts = [[], [], []]
+            keep = []
+            for p0, *arrays in self.pieces:
+                lo, hi = max(first, p0) - p0, min(end, p0 + len(arrays[0])) - p0
+                if lo < hi:
+                    for part, arr in zip(parts, arrays):
+                        part.append(arr[lo:hi])
+                if p0 + len(arrays[0]) > end:
+                    keep.append((p0, *arrays))
+            self.pieces = keep
+            done.append((seq, dict(zip(postprocess.STREAM_DATASETS,
+                                       (np.concatenate(p) for p in parts))), first))
+        return done
+
+
+def decode_strand(seq, strand, arrays, first, start_ends, L, opts):
+    """HelixerPost's decoding of one strand of a sequence held in memory."""
+    rows = seq.fwd if strand == "+" else seq.rev
+    local_se = start_ends[first:first + len(seq.rows)]
+    x, cls, phase = postprocess.read_strand(arrays, arrays, rows - first, local_se, L, False)
+    return postprocess.decode_strand(x, cls, phase, opts.window_size, opts.edge_threshold,
+                                     opts.peak_threshold)
+
+
+def predict_and_post_process(args, model_path, genome_path, sequences, species, start_ends, out,
+                             offset, core):
+    """Predict the genome file with the model and write the GFF3 to ``out`` sequence by
+    sequence; returns (genes, mRNAs)."""
+    network.setup_tensorflow(threads=args.threads)
+    model = network.load_model(str(model_path))
+    overlap = not args.no_overlap
+    predictor = prediction.Predictor(model, np.float32 if overlap else np.float16)
+    data = model_inputs.DataFile(genome_path, "genome", coordinates=True)
+    L = data.length
+    md5 = prediction.md5sum_line(str(model_path))
+    out.write(postprocess.gff3_header(species, f"# {md5}\n"))
+    log.info("predicting %d rows of %d bp (%d sequences)", data.n_rows, L, len(sequences))
+    rows = cli.Progress("Helixer.py predict", data.n_rows, "rows")
+    seqs = cli.Progress("Helixer.py post-process", len(sequences), "sequences")
+    counts = [0, 0]
+    threads = args.threads or h5layout.compression_threads()
+    pending = []
+
+    def flush():
+        seq, jobs = pending.pop(0)
+        for line in postprocess.sequence_lines(seq, [(strand, job.result())
+                                                     for strand, job in jobs],
+                                               species, args.min_coding_length):
+            out.write(line)
+            kind = line.split("\t", 3)[2:3]
+            if kind == ["gene"]:
+                counts[0] += 1
+            elif kind == ["mRNA"]:
+                counts[1] += 1
+        seqs.update(1)
+
+    with contextlib.ExitStack() as stack:
+        stack.callback(data.close)
+        writer = None
+        if args.keep_predictions:
+            attrs = {"model_config": network.model_config_of_file(model_path),
+                     "n_bases_removed": np.int64(0 if overlap else L % predictor.pool_size),
+                     "test_data_path": str(genome_path), "model_path": str(model_path),
+                     "timestamp": time.strftime("%Y-%m-%d %H:%M:%S"), "model_md5sum": md5}
+            keep = stack.enter_context(cli.atomic_output(args.keep_predictions))
+            writer = prediction.PredictionsWriter(keep, data.n_rows, L, True, args.compression,
+                                                  attrs)
+            stack.callback(writer.close)  # before the rename
+        pool = ThreadPoolExecutor(threads)
+        stack.callback(pool.shutdown, cancel_futures=True)
+        stream = (prediction.predict_overlap(data, predictor, args.batch_size, offset, core)
+                  if overlap else prediction.predict_plain(data, predictor, args.batch_size))
+        collector = SequenceStream(data, sequences)
+        for a, outs, block in stream:
+            if writer is not None:
+                writer.write(a, outs, data.shifts[a:a + len(outs[0])])
+            rows.update(len(outs[0]))
+            for seq, arrays, first in collector.add(a, outs, block):
+                # the strands are decoded in the pool while the next rows are predicted
+                pending.append((seq, [(strand, pool.submit(decode_strand, seq, strand, arrays,
+                                                           first, start_ends, L, args))
+                                      for strand in "+-"]))
+                while len(pending) > threads:  # bounded: at most `threads` sequences held
+                    flush()
+        while pending:
+            flush()
+    return counts
+
+
+def main(argv=None):
+    t0 = time.monotonic()
+    args = parse_args(argv)
+    cli.setup_logging(args.quiet, args.debug)
+    if args.threads:
+        os.environ["HELIXTUNE_THREADS"] = str(args.threads)
+    # -- everything is checked before any model work
+    model_path, lineage = choose_model(args)
+    P = check_model_file(model_path)
+    cli.check_writable_output(args.gff_output_path)
+    if args.keep_predictions:
+        cli.check_writable_output(args.keep_predictions)
+    if args.h5_path:
+        sequences, species, start_ends, L = check_genome_h5(args.h5_path, args.subsequence_length)
+        records = None
+    else:
+        L = args.subsequence_length or LINEAGE_SUBSEQUENCE_LENGTH.get(lineage)
+        if L is None:
+            raise cli.UserError(f"lineage {lineage} has no default subsequence length: give "
+                                "--subsequence-length", code=2)
+        if args.write_by < L:
+            raise cli.UserError(f"--write-by ({args.write_by}) must be at least "
+                                f"--subsequence-length ({L})", code=2)
+        h5layout.check_name_length(args.species, h5layout.SPECIES_BYTES, "species", "--species")
+        records = fasta.scan(args.fasta_path)
+        for rec in records:
+            h5layout.check_name_length(rec.seqid, h5layout.SEQID_BYTES, "sequence ID",
+                                       f"{args.fasta_path}: line {rec.line}")
+    offset, core = check_layout(args, L, P)
+    log.info("model %s (pool size %d), subsequence length %d, %s", model_path, P, L,
+             "no overlap" if args.no_overlap else f"overlap offset {offset}, core {core}")
+    restore = _terminate_as_interrupt()
+    tmp_dir = None
+    try:
+        tmp_dir = temporary_dir(args)
+        genome_path = args.h5_path
+        if genome_path is None:
+            genome_path = os.path.join(tmp_dir, "genome.h5")
+            genome_h5.convert(args.fasta_path, genome_path, args.species, L,
+                              args.write_by // L * L, args.compression, records,
+                              progress_name="Helixer.py convert")
+            with h5py.File(genome_path, "r") as h5:
+                sequences, species, start_ends = postprocess.index_genome(
+                    h5, genome_path, h5["data/X"].shape[0], L)
+        total_bp = sum(s.length for s in sequences)
+        with cli.atomic_output(args.gff_output_path) as tmp:
+            with open(tmp, "w", newline="\n") as out:
+                genes, mrnas = predict_and_post_process(args, model_path, genome_path,
+                                                        sequences, species, start_ends, out,
+                                                        offset, core)
+    finally:
+        if tmp_dir is not None:
+            shutil.rmtree(tmp_dir, ignore_errors=True)
+        restore()
+    seconds = time.monotonic() - t0
+    log.info("wrote %s: %d genes, %d mRNAs on %d bp in %d sequences; %.1f s, %.0f bp/s",
+             args.gff_output_path, genes, mrnas, total_bp, len(sequences), seconds,
+             total_bp / max(seconds, 1e-9))
+    return 0
+
+
+def _terminate_as_interrupt():
+    """While no other handler is set, make SIGTERM raise KeyboardInterrupt so that temporary
+    files and partial outputs are removed; returns the function that restores the handler."""
+    try:
+        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
+            return lambda: None
+
+        def handler(signum, frame):
+            raise KeyboardInterrupt
+
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread
+        return lambda: None
+    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def main_cli():
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    main_cli()
