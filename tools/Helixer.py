@@ -12,9 +12,6 @@ import json
 import logging
 import os
 import pathlib
-import shutil
-import signal
-import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -259,11 +256,12 @@ def check_genome_h5(path, L):
 
 
 def temporary_dir(args):
-    """A new directory for intermediate files in --temporary-dir (default: beside the GFF3)."""
+    """A directory for intermediate files (and TensorFlow's) in --temporary-dir (default:
+    beside the GFF3), removed at the end, on SIGTERM/SIGINT, and after SIGKILL by the next run."""
     parent = args.temporary_dir or os.path.dirname(os.path.abspath(args.gff_output_path))
     if not os.path.isdir(parent) or not os.access(parent, os.W_OK):
         raise cli.UserError(f"--temporary-dir {parent!r} is not a writable directory")
-    return tempfile.mkdtemp(prefix=".helixer.", dir=parent)
+    return cli.private_tempdir(os.path.join(parent, os.path.basename(args.gff_output_path)))
 
 
 # ---- stages ------------------------------------------------------------------------------------
@@ -406,10 +404,7 @@ def main(argv=None):
     offset, core = check_layout(args, L, P)
     log.info("model %s (pool size %d), subsequence length %d, %s", model_path, P, L,
              "no overlap" if args.no_overlap else f"overlap offset {offset}, core {core}")
-    restore = _terminate_as_interrupt()
-    tmp_dir = None
-    try:
-        tmp_dir = temporary_dir(args)
+    with temporary_dir(args) as tmp_dir:
         genome_path = args.h5_path
         if genome_path is None:
             genome_path = os.path.join(tmp_dir, "genome.h5")
@@ -425,31 +420,11 @@ def main(argv=None):
                 genes, mrnas = predict_and_post_process(args, model_path, genome_path,
                                                         sequences, species, start_ends, out,
                                                         offset, core)
-    finally:
-        if tmp_dir is not None:
-            shutil.rmtree(tmp_dir, ignore_errors=True)
-        restore()
     seconds = time.monotonic() - t0
     log.info("wrote %s: %d genes, %d mRNAs on %d bp in %d sequences; %.1f s, %.0f bp/s",
              args.gff_output_path, genes, mrnas, total_bp, len(sequences), seconds,
              total_bp / max(seconds, 1e-9))
     return 0
-
-
-def _terminate_as_interrupt():
-    """While no other handler is set, make SIGTERM raise KeyboardInterrupt so that temporary
-    files and partial outputs are removed; returns the function that restores the handler."""
-    try:
-        if signal.getsignal(signal.SIGTERM) is not signal.SIG_DFL:
-            return lambda: None
-
-        def handler(signum, frame):
-            raise KeyboardInterrupt
-
-        signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread
-        return lambda: None
-    return lambda: signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
 
 def main_cli():

@@ -7,7 +7,7 @@ import sys
 EXECUTABLES = frozenset({
     "fasta2h5.py", "import2geenuff.py", "geenuff2h5.py", "helixer_post_bin", "add_ngs_coverage.py",
     "filter-to-most-certain.py", "n90_train_val_split.py", "HybridModel.py",
-    "fetch_helixer_models.py"})
+    "fetch_helixer_models.py", "Helixer.py", "compare_annotations.py"})
 
 if sys.argv and os.path.basename(sys.argv[0]) in EXECUTABLES:
     from helixtune import cli
