@@ -50,6 +50,7 @@ run filter-to-most-certain.py --h5-to-filter "$out/pseudolabels.h5" \
 echo "== 3. RNA-seq coverage (stranded, read 1 antisense), then training/validation split"
 run add_ngs_coverage.py -s "$species" -d "$out/pseudolabels_filtered.h5" -b "$bam" \
   --second-read-is-sense-strand --dataset-prefix rnaseq --threads "$threads" --quiet
+run mkdir -p "$out/train"
 run n90_train_val_split.py -i "$out/pseudolabels_filtered.h5" -o "$out/train/" \
   --split-within-sequences --block-length $((2 * L)) --val-fraction 0.2 --seed 1 --quiet
 
