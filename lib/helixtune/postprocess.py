@@ -207,8 +207,7 @@ def decode_strand(x, cls, phase, window, edge, peak, advance=None):
     results = []
     done = 0
     for a, b in hmm.candidate_regions(cls[:, 0], window, edge, peak):
-        runs = hmm.decode_region(cls[a:b].astype(np.float32), phase[a:b].astype(np.float32),
-                                 x[a:b].astype(np.float32))
+        runs = hmm.decode_region(cls[a:b], phase[a:b], x[a:b])
         results.append((a, runs))
         if advance is not None:
             advance(b - done)
@@ -315,7 +314,8 @@ def post_process(genome_path, preds_path, out, window, edge, peak, min_length, t
                 with progress_lock:
                     progress.update(n)
         pool = ThreadPoolExecutor(threads) if threads > 1 else None
-        pending = []  # (seq, [future or result per strand])
+        budget = MemoryBudget(MEMORY_BUDGET)
+        pending = []  # (seq, [(strand, future or result)])
 
         def flush(item):
             seq, jobs = item
@@ -329,15 +329,24 @@ def post_process(genome_path, preds_path, out, window, edge, peak, min_length, t
                         out.writelines(gene_lines(gene, number, seq.seqid, species, strand,
                                                   seq.length))
 
+        def decode_within_budget(cost, *args):
+            try:
+                return decode_strand(*args)
+            finally:
+                budget.release(cost)
+
         try:
             for seq in sequences:
                 jobs = []
                 for strand, rows in (("+", seq.fwd), ("-", seq.rev)):
+                    cost = min(strand_memory(seq.length), MEMORY_BUDGET)
+                    if pool:  # strands in flight are bounded by their memory, not their count
+                        budget.acquire(cost)
                     x, cls, phase = read_strand(genome, preds, rows, start_ends, L,
                                                 strand == "-" and minus_padding == "start")
                     if pool:
-                        jobs.append((strand, pool.submit(decode_strand, x, cls, phase,
-                                                         window, edge, peak, advance)))
+                        jobs.append((strand, pool.submit(decode_within_budget, cost, x, cls,
+                                                         phase, window, edge, peak, advance)))
                     else:
                         jobs.append((strand, decode_strand(x, cls, phase, window, edge, peak,
                                                            advance)))
@@ -350,3 +359,32 @@ def post_process(genome_path, preds_path, out, window, edge, peak, min_length, t
         finally:
             if pool:
                 pool.shutdown(cancel_futures=True)
+
+
+#: Bytes that strands being decoded in parallel may hold together (--threads > 1); a strand
+#: larger than that is decoded alone.
+MEMORY_BUDGET = 512 << 20
+
+
+def strand_memory(length):
+    """Bytes a strand holds while it is decoded: its float16 streams (24 per base), the 4-bit
+    back-pointers of its longest possible region (37 per base) and the decoder's pages."""
+    return 61 * length + (48 << 20)
+
+
+class MemoryBudget:
+    """A counting semaphore in bytes."""
+
+    def __init__(self, total):
+        self.left = total
+        self.cond = threading.Condition()
+
+    def acquire(self, n):
+        with self.cond:
+            self.cond.wait_for(lambda: self.left >= n)
+            self.left -= n
+
+    def release(self, n):
+        with self.cond:
+            self.left += n
+            self.cond.notify_all()
