@@ -198,16 +198,24 @@ def read_strand(genome, preds, rows, start_ends, L, shifted):
 
 
 # --- decoding -----------------------------------------------------------------------------------
-def decode_strand(x, cls, phase, window, edge, peak, advance=None):
+def decode_strand(x, cls, phase, window, edge, peak, advance=None, budget=None):
     """Decode all candidate regions of one strand: [(offset, runs), ...].
 
     ``advance(n)``, if given, is called as the decoding passes n more positions of the strand
-    (after each region and at the end; n sums to the strand length)."""
+    (after each region and at the end; n sums to the strand length). ``budget``, if given (a
+    :class:`MemoryBudget`), is held for each region's decoding memory while it is decoded."""
     from helixtune import postprocess_hmm as hmm
     results = []
     done = 0
     for a, b in hmm.candidate_regions(cls[:, 0], window, edge, peak):
-        runs = hmm.decode_region(cls[a:b], phase[a:b], x[a:b])
+        if budget is not None:
+            budget.acquire_region(REGION_BYTES_PER_BASE * (b - a))
+        try:
+            runs = hmm.decode_region(cls[a:b].astype(np.float32),
+                                     phase[a:b].astype(np.float32), x[a:b].astype(np.float32))
+        finally:
+            if budget is not None:
+                budget.release_region(REGION_BYTES_PER_BASE * (b - a))
         results.append((a, runs))
         if advance is not None:
             advance(b - done)
@@ -314,7 +322,7 @@ def post_process(genome_path, preds_path, out, window, edge, peak, min_length, t
                 with progress_lock:
                     progress.update(n)
         pool = ThreadPoolExecutor(threads) if threads > 1 else None
-        budget = MemoryBudget(MEMORY_BUDGET)
+        budget = MemoryBudget(MEMORY_BUDGET) if pool else None
         pending = []  # (seq, [(strand, future or result)])
 
         def flush(item):
@@ -331,17 +339,17 @@ def post_process(genome_path, preds_path, out, window, edge, peak, min_length, t
 
         def decode_within_budget(cost, *args):
             try:
-                return decode_strand(*args)
+                return decode_strand(*args, budget=budget)
             finally:
-                budget.release(cost)
+                budget.release_streams(cost)
 
         try:
             for seq in sequences:
                 jobs = []
                 for strand, rows in (("+", seq.fwd), ("-", seq.rev)):
-                    cost = min(strand_memory(seq.length), MEMORY_BUDGET)
+                    cost = STREAM_BYTES_PER_BASE * seq.length
                     if pool:  # strands in flight are bounded by their memory, not their count
-                        budget.acquire(cost)
+                        budget.acquire_streams(cost)
                     x, cls, phase = read_strand(genome, preds, rows, start_ends, L,
                                                 strand == "-" and minus_padding == "start")
                     if pool:
@@ -361,30 +369,43 @@ def post_process(genome_path, preds_path, out, window, edge, peak, min_length, t
                 pool.shutdown(cancel_futures=True)
 
 
-#: Bytes that strands being decoded in parallel may hold together (--threads > 1); a strand
-#: larger than that is decoded alone.
-MEMORY_BUDGET = 512 << 20
-
-
-def strand_memory(length):
-    """Bytes a strand holds while it is decoded: its float16 streams (24 per base), the 4-bit
-    back-pointers of its longest possible region (37 per base) and the decoder's pages."""
-    return 61 * length + (48 << 20)
+#: Bytes that strands in flight may hold together with --threads > 1: their float16 streams
+#: (held from reading until decoded) and the decoder's working memory for the regions being
+#: decoded. A region larger than that is decoded while no other region is.
+MEMORY_BUDGET = 768 << 20
+STREAM_BYTES_PER_BASE = 24  # x, classes, phases: 4 float16 each
+#: Decoder memory per base of a region: costs (73 x uint64), back-pointers (73 x uint8),
+#: emissions and base costs (11 x float64), float32 inputs (12 x 4) and the heap (~2 entries).
+REGION_BYTES_PER_BASE = 880
 
 
 class MemoryBudget:
-    """A counting semaphore in bytes."""
+    """Bytes shared by the strands in flight. Waits never deadlock: a strand's streams are
+    admitted when nothing is held, a region when no other region is being decoded."""
 
     def __init__(self, total):
-        self.left = total
+        self.total = self.left = total
+        self.regions = 0
         self.cond = threading.Condition()
 
-    def acquire(self, n):
+    def acquire_streams(self, n):
         with self.cond:
-            self.cond.wait_for(lambda: self.left >= n)
+            self.cond.wait_for(lambda: self.left >= n or self.left == self.total)
             self.left -= n
 
-    def release(self, n):
+    def release_streams(self, n):
         with self.cond:
             self.left += n
+            self.cond.notify_all()
+
+    def acquire_region(self, n):
+        with self.cond:
+            self.cond.wait_for(lambda: self.left >= n or self.regions == 0)
+            self.left -= n
+            self.regions += 1
+
+    def release_region(self, n):
+        with self.cond:
+            self.left += n
+            self.regions -= 1
             self.cond.notify_all()

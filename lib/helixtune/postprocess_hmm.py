@@ -206,6 +206,7 @@ def _sift_down_to_bottom(hc, he, hs, n):
     _sift_up(hc, he, hs, 0, pos)
 
 
+
 @njit(cache=True, nogil=True)
 def _grow(a):
     b = np.empty(a.shape[0] * 2, a.dtype)
@@ -214,48 +215,48 @@ def _grow(a):
 
 
 @njit(cache=True, nogil=True)
-def _entrance(state, pos, n, bc, o):
+def _entrance(state, pos, n, bc):
     """Entrance cost of ``state`` whose first base is ``pos``; -1.0 if forbidden."""
     if state == START0 or state == START1 or state == START2 or state == CODING0 \
             or state == STOP0T or state == STOP1TA or state == STOP1TG:
         if pos >= n:
             return -1.0
         if state == START0 or state == STOP1TA:
-            return 1000.0 * bc[pos - o, BA]
+            return 1000.0 * bc[pos, BA]
         if state == START1 or state == STOP0T:
-            return 1000.0 * bc[pos - o, BT]
+            return 1000.0 * bc[pos, BT]
         if state == START2 or state == STOP1TG:
-            return 1000.0 * bc[pos - o, BG]
-        return 1000.0 * min(bc[pos - o, BA], bc[pos - o, BC], bc[pos - o, BG])
+            return 1000.0 * bc[pos, BG]
+        return 1000.0 * min(bc[pos, BA], bc[pos, BC], bc[pos, BG])
     return 0.0
 
 
 @njit(cache=True, nogil=True)
-def _donor(kind, pos, n, bc, o):
+def _donor(kind, pos, n, bc):
     """Donor cost of an intron of ``kind`` whose first base is ``pos``; -1.0 if forbidden."""
     if kind == 0:
         if pos + 1 >= n:
             return -1.0
-        return bc[pos - o, BG] + bc[pos - o + 1, BT]
+        return bc[pos, BG] + bc[pos + 1, BT]
     if kind == 1:
         if pos < 2 or pos + 1 >= n:
             return -1.0
-        return bc[pos - o - 1, BG] + bc[pos - o, BG] + bc[pos - o + 1, BC]
+        return bc[pos - 1, BG] + bc[pos, BG] + bc[pos + 1, BC]
     if pos + 6 >= n:
         return -1.0
-    return (bc[pos - o, BA] + bc[pos - o + 1, BT] + bc[pos - o + 2, BA] + bc[pos - o + 3, BT]
-            + bc[pos - o + 4, BC] + bc[pos - o + 5, BC] + bc[pos - o + 6, BT])
+    return (bc[pos, BA] + bc[pos + 1, BT] + bc[pos + 2, BA] + bc[pos + 3, BT]
+            + bc[pos + 4, BC] + bc[pos + 5, BC] + bc[pos + 6, BT])
 
 
 @njit(cache=True, nogil=True)
-def _acceptor(kind, pos, bc, o):
+def _acceptor(kind, pos, bc):
     if kind == 2:
-        return bc[pos - o - 2, BA] + bc[pos - o - 1, BC]
-    return bc[pos - o - 2, BA] + bc[pos - o - 1, BG]
+        return bc[pos - 2, BA] + bc[pos - 1, BC]
+    return bc[pos - 2, BA] + bc[pos - 1, BG]
 
 
 @njit(cache=True, nogil=True)
-def _exits(family_state, pos, n, bc, o, succ, trans):
+def _exits(family_state, pos, n, bc, succ, trans):
     """The non-intron successors of a primary state (transition costs, -1.0 = forbidden).
     Returns the count written to ``succ``/``trans``."""
     s = family_state
@@ -266,17 +267,17 @@ def _exits(family_state, pos, n, bc, o, succ, trans):
         k = 2
     elif s == UTR5:
         succ[0], trans[0] = UTR5, 0.0
-        succ[1], trans[1] = START0, _entrance(START0, pos, n, bc, o)
+        succ[1], trans[1] = START0, _entrance(START0, pos, n, bc)
         k = 2
     elif s == START0:
-        succ[0], trans[0] = START1, _entrance(START1, pos, n, bc, o)
+        succ[0], trans[0] = START1, _entrance(START1, pos, n, bc)
         k = 1
     elif s == START1:
-        succ[0], trans[0] = START2, _entrance(START2, pos, n, bc, o)
+        succ[0], trans[0] = START2, _entrance(START2, pos, n, bc)
         k = 1
     elif s == START2 or s == CODING2:
-        succ[0], trans[0] = CODING0, _entrance(CODING0, pos, n, bc, o)
-        succ[1], trans[1] = STOP0T, _entrance(STOP0T, pos, n, bc, o)
+        succ[0], trans[0] = CODING0, _entrance(CODING0, pos, n, bc)
+        succ[1], trans[1] = STOP0T, _entrance(STOP0T, pos, n, bc)
         k = 2
     elif s == CODING0:
         succ[0], trans[0] = CODING1, 0.0
@@ -285,22 +286,22 @@ def _exits(family_state, pos, n, bc, o, succ, trans):
         succ[0], trans[0] = CODING2, 0.0
         k = 1
     elif s == STOP0T:
-        succ[0], trans[0] = STOP1TA, _entrance(STOP1TA, pos, n, bc, o)
-        succ[1], trans[1] = STOP1TG, _entrance(STOP1TG, pos, n, bc, o)
+        succ[0], trans[0] = STOP1TA, _entrance(STOP1TA, pos, n, bc)
+        succ[1], trans[1] = STOP1TG, _entrance(STOP1TG, pos, n, bc)
         succ[2] = CODING1
-        trans[2] = 1000.0 * min(bc[pos - o, BC], bc[pos - o, BT]) if pos < n else -1.0
+        trans[2] = 1000.0 * min(bc[pos, BC], bc[pos, BT]) if pos < n else -1.0
         k = 3
     elif s == STOP1TA:
         succ[0] = STOP2
-        trans[0] = 1000.0 * min(bc[pos - o, BA], bc[pos - o, BG]) if pos < n else -1.0
+        trans[0] = 1000.0 * min(bc[pos, BA], bc[pos, BG]) if pos < n else -1.0
         succ[1] = CODING2
-        trans[1] = 1000.0 * min(bc[pos - o, BC], bc[pos - o, BT]) if pos < n else -1.0
+        trans[1] = 1000.0 * min(bc[pos, BC], bc[pos, BT]) if pos < n else -1.0
         k = 2
     elif s == STOP1TG:
         succ[0] = STOP2
-        trans[0] = 1000.0 * bc[pos - o, BA] if pos < n else -1.0
+        trans[0] = 1000.0 * bc[pos, BA] if pos < n else -1.0
         succ[1] = CODING2
-        trans[1] = 1000.0 * min(bc[pos - o, BC], bc[pos - o, BG], bc[pos - o, BT]) if pos < n else -1.0
+        trans[1] = 1000.0 * min(bc[pos, BC], bc[pos, BG], bc[pos, BT]) if pos < n else -1.0
         k = 2
     elif s == STOP2:
         succ[0], trans[0] = UTR3, 0.0
@@ -313,15 +314,15 @@ def _exits(family_state, pos, n, bc, o, succ, trans):
 
 
 @njit(cache=True, nogil=True)
-def _successors(state, pos, n, bc, o, family_of, succ, trans):
+def _successors(state, pos, n, bc, family_of, succ, trans):
     """All successors of ``state`` at end position ``pos`` in generation order."""
     if state < N_PRIMARY:
-        k = _exits(state, pos, n, bc, o, succ, trans)
+        k = _exits(state, pos, n, bc, succ, trans)
         f = family_of[state]
         if f >= 0:
             for kind in range(N_KINDS):
                 succ[k] = N_PRIMARY + (f * N_KINDS + kind) * 2
-                trans[k] = _donor(kind, pos, n, bc, o)
+                trans[k] = _donor(kind, pos, n, bc)
                 k += 1
         return k
     rel = state - N_PRIMARY
@@ -336,12 +337,12 @@ def _successors(state, pos, n, bc, o, family_of, succ, trans):
         m = 1
         succ[1], trans[1] = UTR3, 0.0
     else:
-        m = _exits(primary, pos, n, bc, o, succ[1:], trans[1:])
+        m = _exits(primary, pos, n, bc, succ[1:], trans[1:])
     if pos >= n or pos < 2:
         for j in range(1, m + 1):
             trans[j] = -1.0
         return m + 1
-    acc = _acceptor(kind, pos, bc, o)
+    acc = _acceptor(kind, pos, bc)
     for j in range(1, m + 1):
         if trans[j] >= 0.0:
             trans[j] = acc + trans[j]
@@ -351,112 +352,22 @@ def _successors(state, pos, n, bc, o, family_of, succ, trans):
 FAMILY_STATES = np.array(FAMILIES, np.int64)
 
 
-def _predecessor_tables():
-    """Back-pointers are stored as 4-bit codes: the index of the predecessor among the (at most
-    15) states that can precede a state. Returns (code[state, pred], pred_state[state, code])."""
-    bc = np.zeros((32, 4))
-    succ = np.empty(16, np.int64)
-    trans = np.empty(16)
-    preds = [[] for _ in range(N_STATES)]
-    for s in range(N_STATES):
-        for j in range(_successors(s, 10, 32, bc, 0, FAMILY_OF, succ, trans)):
-            if s not in preds[succ[j]]:
-                preds[succ[j]].append(s)
-    code = np.full((N_STATES, N_STATES), NO_PRED, np.uint8)
-    pred_state = np.zeros((N_STATES, 16), np.int64)
-    for t, ps in enumerate(preds):
-        assert len(ps) < NO_PRED
-        for i, s in enumerate(ps):
-            code[t, s], pred_state[t, i] = i, s
-    return code, pred_state
-
-
-NO_PRED = 15
-PRED_CODE, PRED_STATE = _predecessor_tables()
-#: log2 of the positions per page of the decoder's working storage (costs, emissions, base costs).
-PAGE_SHIFT = 12
-
-
 @njit(cache=True, nogil=True)
-def _half(h):
-    """The float32 value of float16 bits ``h`` (exact)."""
-    e = (h >> 10) & 0x1F
-    m = h & 0x3FF
-    if e == 0:
-        v = m * 2.0 ** -24
-    elif e == 31:
-        v = np.inf if m == 0 else np.nan
-    else:
-        v = (1024 + m) * 2.0 ** (e - 25)
-    return np.float32(-v if h >> 15 else v)
-
-
-@njit(cache=True, nogil=True)
-def _open_page(k, page, n, cls, phase, x, slot_of, pools, free, tmp):
-    """Give page ``k`` a slot of the pools (growing them if none is free): costs unreached,
-    emissions and base costs of its positions. Returns the pools (new arrays if grown)."""
-    best_pool, em_pool, bc_pool = pools
-    if free[0] == 0:
-        slots = best_pool.shape[0]
-        grown = (np.empty((2 * slots, page, N_STATES), np.uint64), np.empty((2 * slots, page, 7)),
-                 np.empty((2 * slots, page, 4)))
-        grown[0][:slots] = best_pool
-        grown[1][:slots] = em_pool
-        grown[2][:slots] = bc_pool
-        best_pool, em_pool, bc_pool = grown
-        for i in range(slots):
-            free[1 + i] = slots + i
-        free[0] = slots
-    slot = free[free[0]]
-    free[0] -= 1
-    slot_of[k] = slot
-    best_pool[slot] = np.iinfo(np.uint64).max
-    a = k * page
-    m = max(min(a + page, n) - a, 0)
-    for i in range(m):
-        for j in range(4):
-            tmp[0, i, j] = _half(cls[a + i, j])
-            tmp[1, i, j] = _half(phase[a + i, j])
-            tmp[2, i, j] = _half(x[a + i, j])
-    emissions(tmp[0, :m], tmp[1, :m], em_pool[slot])
-    base_costs(tmp[2, :m], bc_pool[slot])
-    return best_pool, em_pool, bc_pool
-
-
-@njit(cache=True, nogil=True)
-def decode(cls, phase, x, state_len, state_emission, family_of, pred_code, pred_state, shift):
+def decode(em, bc, state_len, state_emission, family_of):
     """Best-first search (Dijkstra) from Intergenic at position 0 to the first popped cell at the
-    region end. ``cls``, ``phase`` and ``x`` are the region's float16 streams as uint16 bits.
-    Returns the label runs of the state path (start, end, label).
-
-    Memory: 4-bit back-pointers for every cell; costs, emissions and base costs only for pages of
-    2**``shift`` positions (>= 64), from the page before the lowest position in the heap onwards: no
-    later pop or relaxation reaches below that, so the search is the one with full arrays."""
-    n = cls.shape[0]
-    page = 1 << shift
-    mask = page - 1
-    n_pages = (n >> shift) + 1
-    slot_of = np.full(n_pages, -1, np.int64)  # -1: not opened yet, -2: released
-    free = np.empty(2 * n_pages + 8, np.int64)  # free[0] = count, then the free slots
-    free[0], free[1] = 1, 0
-    pools = (np.empty((1, page, N_STATES), np.uint64), np.empty((1, page, 7)),
-             np.empty((1, page, 4)))
-    in_heap = np.zeros(n_pages, np.int64)  # heap entries (stale ones included) per page
-    low = 0  # lowest page that may hold heap entries
-    tmp = np.empty((3, page, 4), np.float32)
-    prev = np.full((n + 1, (N_STATES + 1) // 2), 255, np.uint8)
-    bcw = np.empty((9, 4))
+    region end. Returns the state path as arrays (step start, step end, state)."""
+    n = em.shape[0]
+    best = np.full((n + 1, N_STATES), np.iinfo(np.uint64).max, np.uint64)
+    prev = np.full((n + 1, N_STATES), 255, np.uint8)
     cap = 1024
     hc = np.empty(cap, np.uint64)
     he = np.empty(cap, np.int64)
     hs = np.empty(cap, np.uint8)
+    size = 0
     succ = np.empty(16, np.int64)
     trans = np.empty(16, np.float64)
-    pools = _open_page(0, page, n, cls, phase, x, slot_of, pools, free, tmp)
-    best_pool, em_pool, bc_pool = pools
-    best_pool[slot_of[0], 0, INTERGENIC] = 0
+    best[0, INTERGENIC] = 0
     hc[0], he[0], hs[0] = 0, 0, INTERGENIC
-    in_heap[0] = 1
     size = 1
     final_state = -1
     while size > 0:
@@ -465,116 +376,89 @@ def decode(cls, phase, x, state_len, state_emission, family_of, pred_code, pred_
         if size > 0:
             hc[0], he[0], hs[0] = hc[size], he[size], hs[size]
             _sift_down_to_bottom(hc, he, hs, size)
-        ke = e >> shift
-        se = slot_of[ke]
-        if c > best_pool[se, e & mask, s]:
-            in_heap[ke] -= 1
-        else:
-            if e == n:
-                final_state = s
-                break
-            # base costs at e - 2 .. e + 6 (the only ones a step from e reads)
-            for kp in range(max(e - 2, 0) >> shift, (min(e + 6, n - 1) >> shift) + 1):
-                if slot_of[kp] == -1:
-                    pools = _open_page(kp, page, n, cls, phase, x, slot_of, pools, free, tmp)
-                    best_pool, em_pool, bc_pool = pools
-            if e - 2 >= ke * page and e + 7 <= (ke + 1) * page:  # within the page of e
-                k = _successors(s, e, n, bc_pool[se], ke * page, family_of, succ, trans)
-            else:
-                for j in range(9):
-                    p = e - 2 + j
-                    if 0 <= p < n:
-                        bcw[j, :] = bc_pool[slot_of[p >> shift], p & mask, :]
-                k = _successors(s, e, n, bcw, e - 2, family_of, succ, trans)
-            for j in range(k):
-                t = succ[j]
-                tc = trans[j]
-                if tc < 0.0:
-                    continue
-                ne = e + state_len[t]
-                if ne > n:
-                    continue
-                kn = ne >> shift
-                if slot_of[kn] == -1:
-                    pools = _open_page(kn, page, n, cls, phase, x, slot_of, pools, free, tmp)
-                    best_pool, em_pool, bc_pool = pools
-                col = state_emission[t]
-                acc = tc
-                split = min(ne, (ke + 1) * page)
-                for i in range(e & mask, split - ke * page):
-                    acc += em_pool[se, i, col]
-                if split < ne:
-                    s1 = slot_of[ke + 1]
-                    for i in range(ne - split):
-                        acc += em_pool[s1, i, col]
-                step = np.uint64(acc * 1e6)
-                nc = c + step
-                sn = slot_of[kn]
-                if nc < best_pool[sn, ne & mask, t]:
-                    best_pool[sn, ne & mask, t] = nc
-                    code = pred_code[t, s]
-                    b = prev[ne, t >> 1]
-                    if t & 1:
-                        prev[ne, t >> 1] = (b & 0x0F) | (code << 4)
-                    else:
-                        prev[ne, t >> 1] = (b & 0xF0) | code
-                    if size == hc.shape[0]:
-                        hc = _grow(hc)
-                        he = _grow(he)
-                        hs = _grow(hs)
-                    hc[size], he[size], hs[size] = nc, ne, t
-                    _sift_up(hc, he, hs, 0, size)
-                    size += 1
-                    in_heap[kn] += 1
-            in_heap[ke] -= 1
-        while low < n_pages - 1 and in_heap[low] == 0:
-            low += 1
-            if low >= 2 and slot_of[low - 2] >= 0:  # release the page two below
-                free[0] += 1
-                free[free[0]] = slot_of[low - 2]
-                slot_of[low - 2] = -2
-    if final_state < 0:
-        raise ValueError("the decoder found no path to the region end")
-    return _trace_back(prev, n, final_state, state_len, pred_state)
+        if c > best[e, s]:
+            continue
+        if e == n:
+            final_state = s
+            break
+        k = _successors(s, e, n, bc, family_of, succ, trans)
+        for j in range(k):
+            t = succ[j]
+            tc = trans[j]
+            if tc < 0.0:
+                continue
+            ln = state_len[t]
+            ne = e + ln
+            if ne > n:
+                continue
+            col = state_emission[t]
+            acc = tc
+            for i in range(e, ne):
+                acc += em[i, col]
+            step = np.uint64(acc * 1e6)
+            nc = c + step
+            if nc < best[ne, t]:
+                best[ne, t] = nc
+                prev[ne, t] = s
+                if size == hc.shape[0]:
+                    hc = _grow(hc)
+                    he = _grow(he)
+                    hs = _grow(hs)
+                hc[size], he[size], hs[size] = nc, ne, t
+                _sift_up(hc, he, hs, 0, size)
+                size += 1
+    # trace back
+    steps = 0
+    e = n
+    s = final_state
+    while e > 0:
+        steps += 1
+        p = prev[e, s]
+        e -= state_len[s]
+        s = p
+    starts = np.empty(steps, np.int64)
+    states = np.empty(steps, np.int64)
+    e = n
+    s = final_state
+    i = steps
+    while e > 0:
+        i -= 1
+        states[i] = s
+        p = prev[e, s]
+        e -= state_len[s]
+        starts[i] = e
+        s = p
+    return starts, states
 
 
 @njit(cache=True, nogil=True)
-def _trace_back(prev, n, final_state, state_len, pred_state):
-    """Label runs (start, end, label) of the path ending in ``final_state`` at ``n``."""
-    runs = 0
-    e, s, lab = n, final_state, -1
-    while e > 0:
-        if STATE_LABEL[s] != lab:
-            lab = STATE_LABEL[s]
-            runs += 1
-        p = pred_state[s, (prev[e, s >> 1] >> ((s & 1) * 4)) & 15]
-        e -= state_len[s]
-        s = p
-    rs = np.empty(runs, np.int64)
-    re = np.empty(runs, np.int64)
-    rl = np.empty(runs, np.int64)
-    e, s, i = n, final_state, runs
-    while e > 0:
-        lab = STATE_LABEL[s]
-        if i == runs or rl[i] != lab:
-            i -= 1
-            re[i], rl[i] = e, lab
-        p = pred_state[s, (prev[e, s >> 1] >> ((s & 1) * 4)) & 15]
-        e -= state_len[s]
-        rs[i] = e
-        s = p
-    return rs, re, rl
+def label_runs(starts, states, n, state_label):
+    """Merge consecutive steps of the same label into runs (start, end, label)."""
+    m = starts.shape[0]
+    rs = np.empty(m, np.int64)
+    re = np.empty(m, np.int64)
+    rl = np.empty(m, np.int64)
+    k = 0
+    for i in range(m):
+        lab = state_label[states[i]]
+        end = starts[i + 1] if i + 1 < m else n
+        if k > 0 and rl[k - 1] == lab:
+            re[k - 1] = end
+        else:
+            rs[k], re[k], rl[k] = starts[i], end, lab
+            k += 1
+    return rs[:k].copy(), re[:k].copy(), rl[:k].copy()  # not views of the step arrays
 
 
-
-def decode_region(cls, phase, x, page_shift=PAGE_SHIFT):
-    """Decode one region given its float16 streams (n, 4); returns label runs (start, end, label)
-    in region-local coordinates."""
-    if page_shift < 6:
-        raise ValueError("pages must have at least 64 positions")
-    bits = [np.ascontiguousarray(a, np.float16).view(np.uint16) for a in (cls, phase, x)]
-    return decode(*bits, STATE_LEN, STATE_EMISSION, FAMILY_OF, PRED_CODE, PRED_STATE,
-                  page_shift)
+def decode_region(cls, phase, x):
+    """Decode one region; returns label runs (start, end, label) in region-local coordinates."""
+    n = len(cls)
+    em = np.empty((n, 7))
+    bc = np.empty((n, 4))
+    emissions(cls, phase, em)
+    base_costs(x, bc)
+    starts, states = decode(em, bc, STATE_LEN, STATE_EMISSION, FAMILY_OF)
+    return label_runs(starts, states, n, STATE_LABEL)
 
 
 def warm_up():
@@ -583,8 +467,8 @@ def warm_up():
     warm_up; warm_up()'``."""
     rng = np.random.default_rng(0)
     n = 300
-    cls = rng.dirichlet(np.ones(4), n).astype(np.float16)
-    phase = rng.dirichlet(np.ones(4), n).astype(np.float16)
-    x = np.eye(4, dtype=np.float16)[rng.integers(0, 4, n)]
+    cls = rng.dirichlet(np.ones(4), n).astype(np.float32)
+    phase = rng.dirichlet(np.ones(4), n).astype(np.float32)
+    x = np.eye(4, dtype=np.float32)[rng.integers(0, 4, n)]
     candidate_regions(cls[:, 0], 100, 0.1, 0.8)
     return decode_region(cls, phase, x)
