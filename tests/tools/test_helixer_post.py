@@ -159,7 +159,8 @@ def test_threads_within_a_memory_budget(tmp_path, monkeypatch, budget):
     monkeypatch.setattr(postprocess, "REGION_BYTES_PER_BASE", 1 if budget > 1 else 880)
     prm = postcases.make_case(11, tmp_path / "g.h5", tmp_path / "p.h5")
     ours(tmp_path / "g.h5", tmp_path / "p.h5", tmp_path / "t1.gff3", **prm)
-    ours(tmp_path / "g.h5", tmp_path / "p.h5", tmp_path / "t3.gff3", **prm, extra=["--threads", "3"])
+    ours(tmp_path / "g.h5", tmp_path / "p.h5", tmp_path / "t3.gff3", **prm,
+         extra=["--threads", "3"])
     assert same(tmp_path / "t1.gff3", tmp_path / "t3.gff3")
 
 
