@@ -9,6 +9,10 @@ numba cache (JIT compile included). Also the real Helixer 0.3.6 tiny-model predi
 M. pusilla (padding-first minus rows) as a differential case. Prints one JSON line.
 
 Usage: python benchmarks/helixer_post.py [--shared-data DIR] [--workdir DIR] [--repeat N]
+
+Given predictions (``--predictions PATH``, e.g. of the upstream tiny model; ``--genome`` their
+genome file, default the fasta2h5 file of S. pombe chr I), only ours runs, with 1 and 2 threads
+(the Rust program needs 20 GiB on such input), each output compared with ``--reference`` if given.
 """
 import argparse
 import filecmp
@@ -53,7 +57,13 @@ def main():
     ap.add_argument("--shared-data", type=pathlib.Path, default=SHARED)
     ap.add_argument("--workdir", type=pathlib.Path, default=None)
     ap.add_argument("--repeat", type=int, default=1, help="runs per setting (best is reported)")
+    ap.add_argument("--predictions", type=pathlib.Path,
+                    help="measure ours only, on these predictions")
+    ap.add_argument("--genome", type=pathlib.Path, help="genome file of --predictions")
+    ap.add_argument("--reference", type=pathlib.Path, help="expected GFF3 for --predictions")
     args = ap.parse_args()
+    if args.predictions:
+        return given_predictions(args)
     genome = args.shared_data / GENOME
     work = args.workdir or pathlib.Path(tempfile.mkdtemp(prefix="bench_post."))
     work.mkdir(parents=True, exist_ok=True)
@@ -120,6 +130,27 @@ def main():
         "ours_cold_jit_cpu_s": round(cold[2], 2),
         "cpus": os.cpu_count(), "load_average_1min": round(os.getloadavg()[0], 1),
     }))
+
+
+def given_predictions(args):
+    genome = args.genome or args.shared_data / "helixer_h5/upstream_0.3.6/spombe_chrI.fasta2h5.h5"
+    work = args.workdir or pathlib.Path(tempfile.mkdtemp(prefix="bench_post."))
+    work.mkdir(parents=True, exist_ok=True)
+    exe = shutil.which("helixer_post_bin") or str(pathlib.Path(sys.executable).parent
+                                                  / "helixer_post_bin")
+    row = {"tool": "helixer_post_bin", "genome": str(genome), "predictions": str(args.predictions)}
+    for t in (1, 2):
+        out = work / f"ours{t}.gff3"
+        wall, rss, cpu = measure([exe, str(genome), str(args.predictions), "100", "0.1", "0.8",
+                                  "60", str(out), "--quiet", "--threads", str(t)])
+        row.update({f"ours_{t}thread_wall_s": round(wall, 1),
+                    f"ours_{t}thread_cpu_s": round(cpu, 1),
+                    f"ours_{t}thread_peak_rss_mib": round(rss),
+                    f"ours_{t}thread_genes": sum(1 for ln in open(out) if "\tgene\t" in ln)})
+        if args.reference:
+            row[f"ours_{t}thread_identical"] = filecmp.cmp(args.reference, out, shallow=False)
+    row["load_average_1min"] = round(os.getloadavg()[0], 1)
+    print(json.dumps(row))
 
 
 if __name__ == "__main__":

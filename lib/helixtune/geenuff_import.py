@@ -152,14 +152,31 @@ def _detect_format(attr_text):
 
 def parse_annotation(path, stats):
     """All data lines of a GFF3/GTF file as :class:`Line` objects (hard errors as UserError)."""
-    lines, fmt = [], None
+    lines = [ln for ln, _ in iter_annotation(path, stats)]
+    return lines, stats.pop("_fmt")
+
+
+def _raw_lines(path):
     try:
         fh = open_binary(path)
-        raw_lines = fh.read().decode("utf-8", errors="replace").splitlines()
-        fh.close()
     except (OSError, EOFError) as e:
         raise cli.UserError(f"{path}: cannot read annotation: {e}") from None
-    for lineno, text in enumerate(raw_lines, 1):
+    with fh:
+        try:
+            for raw in fh:  # the same pieces as splitting the whole decoded file
+                yield from raw.decode("utf-8", errors="replace").splitlines()
+        except (OSError, EOFError) as e:
+            raise cli.UserError(f"{path}: cannot read annotation: {e}") from None
+
+
+def iter_annotation(path, stats):
+    """Yield (:class:`Line`, text) for every data line, one line in memory at a time; the format
+    ('gff3' or 'gtf') is left in ``stats['_fmt']`` at the end."""
+    fmt = None
+    head = []  # the first 50 lines (an empty file must at least say ##gff-version)
+    for lineno, text in enumerate(_raw_lines(path), 1):
+        if lineno <= 50:
+            head.append(text)
         if text.startswith("##FASTA"):
             stats["repair: embedded ##FASTA section skipped"] += 1
             break
@@ -168,64 +185,69 @@ def parse_annotation(path, stats):
             continue
         if text.startswith("#"):
             continue
-        cols = text.rstrip("\r\n").split("\t")
-        if fmt is None and len(cols) != 9:
-            raise cli.UserError(f"{path}: line {lineno}: not a GFF3 or GTF file (expected 9 "
-                                f"tab-separated columns, found {len(cols)}: {text[:60]!r})")
-        if len(cols) != 9:
-            raise cli.UserError(f"{path}: line {lineno}: expected 9 tab-separated columns, "
-                                f"found {len(cols)}")
-        seqid, source, ftype, start, end, score, strand, phase, attr_text = cols
+        cols = text.split("\t")
         if fmt is None:
-            fmt = _detect_format(attr_text)
-        try:
-            start, end = int(start), int(end)
-        except ValueError:
-            raise cli.UserError(f"{path}: line {lineno}: start and end must be integers "
-                                f"(found {cols[3]!r}, {cols[4]!r})") from None
-        if start < 1:
-            raise cli.UserError(f"{path}: line {lineno}: start {start} < 1")
-        if start > end:
-            raise cli.UserError(f"{path}: line {lineno}: start {start} > end {end}")
-        if strand not in ("+", "-", ".", "?"):
-            raise cli.UserError(f"{path}: line {lineno}: strand must be +, - or . "
-                                f"(found {strand!r})")
-        if phase not in (".", "0", "1", "2"):
-            raise cli.UserError(f"{path}: line {lineno}: phase must be ., 0, 1 or 2 "
-                                f"(found {phase!r})")
-        try:
-            score = None if score == "." else float(score)
-        except ValueError:
-            raise cli.UserError(f"{path}: line {lineno}: score {score!r} is not a number") \
-                from None
-        if fmt == "gtf":
-            attrs = _gtf_attributes(attr_text)
-            gene_id = (attrs.get("gene_id") or [None])[0]
-            tx_id = (attrs.get("transcript_id") or [None])[0]
-            if ftype == "gene":
-                fid, parents = gene_id, []
-            elif ftype in ("transcript", "mRNA") or ftype in TRANSCRIPT_TYPES:
-                fid, parents = tx_id, [gene_id] if gene_id else []
-            else:
-                fid, parents = None, [tx_id] if tx_id else []
-                if ftype == "stop_codon":  # GTF CDS lines exclude the stop codon
-                    ftype = "CDS"
-                    stats["repair: GTF stop_codon added to the CDS"] += 1
-            if gene_id and tx_id:
-                stats["_gtf_gene_of"][tx_id] = gene_id
-        else:
-            attrs = _gff3_attributes(attr_text)
-            fid = (attrs.get("ID") or [None])[0]
-            parents = attrs.get("Parent", [])
-        lines.append(Line(lineno, seqid, source, ftype, start, end, score,
-                          "." if strand == "?" else strand,
-                          None if phase == "." else int(phase), fid, parents))
+            if len(cols) != 9:
+                raise cli.UserError(f"{path}: line {lineno}: not a GFF3 or GTF file (expected 9 "
+                                    f"tab-separated columns, found {len(cols)}: {text[:60]!r})")
+            fmt = _detect_format(cols[8])
+        yield parse_line(path, lineno, text, fmt, stats), text
     if fmt is None:
-        if not any(t.startswith("##gff-version") for t in raw_lines[:50]):
+        if not any(t.startswith("##gff-version") for t in head):
             raise cli.UserError(f"{path}: no annotation lines (not a GFF3 or GTF file?)")
         log.warning("%s: no annotation lines: every sequence is imported without genes", path)
-        fmt = "gff3"
-    return lines, fmt
+    stats["_fmt"] = fmt or "gff3"
+
+
+def parse_line(path, lineno, text, fmt, stats):
+    """One data line (tab-separated, no line end) as a :class:`Line`."""
+    cols = text.split("\t")
+    if len(cols) != 9:
+        raise cli.UserError(f"{path}: line {lineno}: expected 9 tab-separated columns, "
+                            f"found {len(cols)}")
+    seqid, source, ftype, start, end, score, strand, phase, attr_text = cols
+    try:
+        start, end = int(start), int(end)
+    except ValueError:
+        raise cli.UserError(f"{path}: line {lineno}: start and end must be integers "
+                            f"(found {cols[3]!r}, {cols[4]!r})") from None
+    if start < 1:
+        raise cli.UserError(f"{path}: line {lineno}: start {start} < 1")
+    if start > end:
+        raise cli.UserError(f"{path}: line {lineno}: start {start} > end {end}")
+    if strand not in ("+", "-", ".", "?"):
+        raise cli.UserError(f"{path}: line {lineno}: strand must be +, - or . "
+                            f"(found {strand!r})")
+    if phase not in (".", "0", "1", "2"):
+        raise cli.UserError(f"{path}: line {lineno}: phase must be ., 0, 1 or 2 "
+                            f"(found {phase!r})")
+    try:
+        score = None if score == "." else float(score)
+    except ValueError:
+        raise cli.UserError(f"{path}: line {lineno}: score {score!r} is not a number") \
+            from None
+    if fmt == "gtf":
+        attrs = _gtf_attributes(attr_text)
+        gene_id = (attrs.get("gene_id") or [None])[0]
+        tx_id = (attrs.get("transcript_id") or [None])[0]
+        if ftype == "gene":
+            fid, parents = gene_id, []
+        elif ftype in ("transcript", "mRNA") or ftype in TRANSCRIPT_TYPES:
+            fid, parents = tx_id, [gene_id] if gene_id else []
+        else:
+            fid, parents = None, [tx_id] if tx_id else []
+            if ftype == "stop_codon":  # GTF CDS lines exclude the stop codon
+                ftype = "CDS"
+                stats["repair: GTF stop_codon added to the CDS"] += 1
+        if gene_id and tx_id:
+            stats["_gtf_gene_of"][tx_id] = gene_id
+    else:
+        attrs = _gff3_attributes(attr_text)
+        fid = (attrs.get("ID") or [None])[0]
+        parents = attrs.get("Parent", [])
+    return Line(lineno, seqid, source, ftype, start, end, score,
+                "." if strand == "?" else strand,
+                None if phase == "." else int(phase), fid, parents)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -794,31 +816,132 @@ def _read_config(path):
 
 
 def import_genome(args, db_tmp, stats):
+    """Import in two streaming passes. The annotation's lines are checked and parked on disk
+    (SQLite beside the database) by sequence; then each FASTA sequence is imported with its own
+    lines, so memory holds one sequence and its genes. Files whose IDs or Parents span sequences
+    are grouped as a whole instead (same result as sequence by sequence otherwise)."""
     min_intron = _read_config(args.config_file) or args.min_intron_length
-    seqs, order = {}, []
+    lengths, order = {}, []
     for seqid, seq in read_sequences(args.fasta):
-        seqs[seqid] = seq.decode("ascii").upper()
+        lengths[seqid] = len(seq)
         order.append(seqid)
-    lengths = {k: len(v) for k, v in seqs.items()}
-    lines, fmt = parse_annotation(args.gff3, stats)
-    stats["_format"] = fmt
-    stats["_unknown_types"] = check_types(lines, args.gff3, args.strict)
+    parked = db_tmp + ".lines"
+    try:
+        lines_db = sqlite3.connect(parked)
+        spans = _park_annotation(args, lengths, lines_db, stats)
+        fmt = stats["_format"]
+        con = sqlite3.connect(db_tmp)
+        con.executescript(geenuffdb.schema_sql(sorted(GENE_TYPES), sorted(TRANSCRIPT_TYPES)))
+        con.execute("INSERT INTO genome VALUES (1, ?, ?, ?, ?)",
+                    (args.species, args.accession, args.assembly_version, args.acquired_from))
+        w = Writer(con)
+        if spans:
+            by_seq = collections.defaultdict(list)
+            for g in _models(_parked_lines(lines_db, None, args.gff3, fmt, stats), lengths, args,
+                             min_intron, stats):
+                by_seq[g.seqid].append(g)
+        cli.stage("progress")  # the database half-written (tests stop the run here)
+        for cid, (seqid, seq) in enumerate(read_sequences(args.fasta), 1):
+            seq = seq.decode("ascii").upper()
+            con.execute("INSERT INTO coordinate VALUES (?, ?, ?, ?, ?, 1)",
+                        (cid, seq, len(seq), seqid, hashlib.sha1(seq.encode()).hexdigest()))
+            if spans:
+                seq_genes = by_seq.pop(seqid, [])
+            else:
+                seq_genes = _models(_parked_lines(lines_db, seqid, args.gff3, fmt, stats),
+                                    lengths, args, min_intron, stats)
+            for plus in (True, False):
+                strand_genes = [g for g in seq_genes if g.plus == plus]
+                StrandErrors(strand_genes, plus, seq, len(seq), min_intron).resolve()
+            for g in seq_genes:
+                write_gene(w, g, cid, stats)
+            stats["genes"] += len(seq_genes)
+            stats["transcripts"] += sum(len(g.transcripts) for g in seq_genes)
+            stats["coding transcripts"] += sum(t.cds_feature is not None for g in seq_genes
+                                               for t in g.transcripts)
+            stats["genes without transcripts"] += sum(not g.transcripts for g in seq_genes)
+            w.flush()
+        con.commit()
+        con.execute("ANALYZE")
+        con.close()
+    finally:
+        lines_db.close()
+        if os.path.exists(parked):
+            os.unlink(parked)
+    stats["sequences"] = len(order)
+
+
+def _park_annotation(args, lengths, lines_db, stats):
+    """Pass 1: parse and check every line (the errors of a whole-file read, in the same order),
+    count types, and store the lines by sequence. Returns whether an ID or Parent occurs on more
+    than one sequence."""
+    lines_db.executescript("CREATE TABLE line (seqid TEXT, lineno INTEGER, text TEXT);"
+                           "CREATE TABLE name (name TEXT, seqid TEXT);")
+    known = GENE_TYPES | TRANSCRIPT_TYPES | EXON_TYPES | CDS_TYPES | KNOWN_IGNORED_TYPES
+    read = GENE_TYPES | TRANSCRIPT_TYPES | EXON_TYPES | CDS_TYPES
+    unknown, ignored = {}, collections.Counter()
+    first_unknown = beyond = None
     missing = collections.OrderedDict()
-    for ln in lines:
+    gtf_gene_of = stats["_gtf_gene_of"]
+    batch, names = [], []
+    for ln, text in iter_annotation(args.gff3, stats):
+        if ln.type not in known:
+            if first_unknown is None:
+                first_unknown = ln
+            count, examples = unknown.get(ln.type, (0, []))
+            if len(examples) < 3:
+                examples.append(f"{args.gff3}:{ln.lineno}")
+            unknown[ln.type] = (count + 1, examples)
+        if ln.type not in read:
+            ignored[ln.type] += 1
         if ln.seqid not in lengths:
             missing.setdefault(ln.seqid, ln.lineno)
-        elif ln.end > lengths[ln.seqid]:
-            raise cli.UserError(f"{args.gff3}: line {ln.lineno}: end {ln.end} is beyond the end of "
-                                f"sequence {ln.seqid!r} ({lengths[ln.seqid]} bp)")
+        elif ln.end > lengths[ln.seqid] and beyond is None:
+            beyond = ln
+        batch.append((ln.seqid, ln.lineno, text))
+        names.extend((n, ln.seqid) for n in [ln.id, *ln.parents] if n is not None)
+        if gtf_gene_of:  # GTF: the transcript's gene also links lines
+            names.extend((n, ln.seqid) for n in gtf_gene_of.values())
+            gtf_gene_of.clear()
+        if len(batch) >= 10000:
+            lines_db.executemany("INSERT INTO line VALUES (?, ?, ?)", batch)
+            lines_db.executemany("INSERT INTO name VALUES (?, ?)", names)
+            batch, names = [], []
+    lines_db.executemany("INSERT INTO line VALUES (?, ?, ?)", batch)
+    lines_db.executemany("INSERT INTO name VALUES (?, ?)", names)
+    stats["_format"] = stats.pop("_fmt")
+    if args.strict and first_unknown is not None:
+        raise cli.UserError(f"{args.gff3}: line {first_unknown.lineno}: unknown feature type "
+                            f"{first_unknown.type!r} (--strict)")
+    stats["_unknown_types"] = unknown
+    if beyond is not None:
+        raise cli.UserError(f"{args.gff3}: line {beyond.lineno}: end {beyond.end} is beyond the "
+                            f"end of sequence {beyond.seqid!r} ({lengths[beyond.seqid]} bp)")
     if missing:
         listed = ", ".join(f"{k!r} (line {v})" for k, v in list(missing.items())[:20])
         more = f" and {len(missing) - 20} more" if len(missing) > 20 else ""
         raise cli.UserError(f"{args.gff3}: {len(missing)} sequence ID(s) not in the FASTA "
                             f"{args.fasta}: {listed}{more}")
+    stats["_ignored_types"] = ignored
+    lines_db.execute("CREATE INDEX line_seqid ON line (seqid, lineno)")
+    return lines_db.execute("SELECT 1 FROM name GROUP BY name HAVING MIN(seqid) != MAX(seqid) "
+                            "LIMIT 1").fetchone() is not None
+
+
+def _parked_lines(lines_db, seqid, path, fmt, stats):
+    """The parked lines of one sequence (all lines if ``seqid`` is None), in file order."""
+    stats["_gtf_gene_of"] = {}
+    quiet = collections.Counter(_gtf_gene_of=stats["_gtf_gene_of"])  # counted in pass 1
+    rows = (lines_db.execute("SELECT lineno, text FROM line ORDER BY lineno") if seqid is None
+            else lines_db.execute("SELECT lineno, text FROM line WHERE seqid = ? ORDER BY lineno",
+                                  (seqid,)))
+    return [parse_line(path, lineno, text, fmt, quiet) for lineno, text in rows]
+
+
+def _models(lines, lengths, args, min_intron, stats):
+    """Gene models of ``lines`` (grouped, transcripts built, longest coding ones marked)."""
     genes = group_models(lines, lengths, args.gff3, stats)
-    by_seq = collections.defaultdict(list)
     for g in genes:
-        by_seq[g.seqid].append(g)
         for t in g.transcripts:
             build_transcript(t, g, min_intron, stats, args.gff3)
             if t.mismatched_strand:
@@ -827,37 +950,7 @@ def import_genome(args, db_tmp, stats):
         if coding:
             best = max(coding, key=cds_score)  # max() keeps the first of equal scores
             best.longest = True
-    con = sqlite3.connect(db_tmp)
-    con.executescript(geenuffdb.schema_sql(
-        sorted(GENE_TYPES | {g.type for g in genes}),
-        sorted(TRANSCRIPT_TYPES | {t.type for g in genes for t in g.transcripts})))
-    con.execute("INSERT INTO genome VALUES (1, ?, ?, ?, ?)",
-                (args.species, args.accession, args.assembly_version, args.acquired_from))
-    w = Writer(con)
-    cli.stage("progress")  # the database half-written (tests stop the run here)
-    for cid, seqid in enumerate(order, 1):
-        seq = seqs[seqid]
-        con.execute("INSERT INTO coordinate VALUES (?, ?, ?, ?, ?, 1)",
-                    (cid, seq, len(seq), seqid, hashlib.sha1(seq.encode()).hexdigest()))
-        seq_genes = by_seq.get(seqid, [])
-        for plus in (True, False):
-            strand_genes = [g for g in seq_genes if g.plus == plus]
-            StrandErrors(strand_genes, plus, seq, len(seq), min_intron).resolve()
-        for g in seq_genes:
-            write_gene(w, g, cid, stats)
-        stats["genes"] += len(seq_genes)
-        stats["transcripts"] += sum(len(g.transcripts) for g in seq_genes)
-        stats["coding transcripts"] += sum(t.cds_feature is not None for g in seq_genes
-                                           for t in g.transcripts)
-        stats["genes without transcripts"] += sum(not g.transcripts for g in seq_genes)
-        w.flush()
-    con.commit()
-    con.execute("ANALYZE")
-    con.close()
-    stats["sequences"] = len(order)
-    stats["_ignored_types"] = collections.Counter(
-        ln.type for ln in lines if ln.type not in GENE_TYPES | TRANSCRIPT_TYPES | EXON_TYPES
-        | CDS_TYPES)
+    return genes
 
 
 def check_types(lines, path, strict):

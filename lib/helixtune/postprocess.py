@@ -212,17 +212,24 @@ def read_strand(genome, preds, rows, start_ends, L, shifted):
 
 
 # --- decoding -----------------------------------------------------------------------------------
-def decode_strand(x, cls, phase, window, edge, peak, advance=None):
+def decode_strand(x, cls, phase, window, edge, peak, advance=None, budget=None):
     """Decode all candidate regions of one strand: [(offset, runs), ...].
 
     ``advance(n)``, if given, is called as the decoding passes n more positions of the strand
-    (after each region and at the end; n sums to the strand length)."""
+    (after each region and at the end; n sums to the strand length). ``budget``, if given (a
+    :class:`MemoryBudget`), is held for each region's decoding memory while it is decoded."""
     from helixtune import postprocess_hmm as hmm
     results = []
     done = 0
     for a, b in hmm.candidate_regions(cls[:, 0], window, edge, peak):
-        runs = hmm.decode_region(cls[a:b].astype(np.float32), phase[a:b].astype(np.float32),
-                                 x[a:b].astype(np.float32))
+        if budget is not None:
+            budget.acquire_region(REGION_BYTES_PER_BASE * (b - a))
+        try:
+            runs = hmm.decode_region(cls[a:b].astype(np.float32),
+                                     phase[a:b].astype(np.float32), x[a:b].astype(np.float32))
+        finally:
+            if budget is not None:
+                budget.release_region(REGION_BYTES_PER_BASE * (b - a))
         results.append((a, runs))
         if advance is not None:
             advance(b - done)
@@ -345,22 +352,32 @@ def post_process(genome_path, preds_path, out, window, edge, peak, min_length, t
                 with progress_lock:
                     progress.update(n)
         pool = ThreadPoolExecutor(threads) if threads > 1 else None
-        pending = []  # (seq, [future or result per strand])
+        budget = MemoryBudget(MEMORY_BUDGET) if pool else None
+        pending = []  # (seq, [(strand, future or result)])
 
         def flush(item):
             seq, jobs = item
             out.writelines(sequence_lines(seq, [(strand, job.result() if pool else job)
                                                 for strand, job in jobs], species, min_length))
 
+        def decode_within_budget(cost, *args):
+            try:
+                return decode_strand(*args, budget=budget)
+            finally:
+                budget.release_streams(cost)
+
         try:
             for seq in sequences:
                 jobs = []
                 for strand, rows in (("+", seq.fwd), ("-", seq.rev)):
+                    cost = STREAM_BYTES_PER_BASE * seq.length
+                    if pool:  # strands in flight are bounded by their memory, not their count
+                        budget.acquire_streams(cost)
                     x, cls, phase = read_strand(genome, preds, rows, start_ends, L,
                                                 strand == "-" and minus_padding == "start")
                     if pool:
-                        jobs.append((strand, pool.submit(decode_strand, x, cls, phase,
-                                                         window, edge, peak, advance)))
+                        jobs.append((strand, pool.submit(decode_within_budget, cost, x, cls,
+                                                         phase, window, edge, peak, advance)))
                     else:
                         jobs.append((strand, decode_strand(x, cls, phase, window, edge, peak,
                                                            advance)))
@@ -373,3 +390,45 @@ def post_process(genome_path, preds_path, out, window, edge, peak, min_length, t
         finally:
             if pool:
                 pool.shutdown(cancel_futures=True)
+
+
+#: Bytes that strands in flight may hold together with --threads > 1: their float16 streams
+#: (held from reading until decoded) and the decoder's working memory for the regions being
+#: decoded. A region larger than that is decoded while no other region is.
+MEMORY_BUDGET = 768 << 20
+STREAM_BYTES_PER_BASE = 24  # x, classes, phases: 4 float16 each
+#: Decoder memory per base of a region: costs (73 x uint64), back-pointers (73 x uint8),
+#: emissions and base costs (11 x float64), float32 inputs (12 x 4) and the heap (~2 entries).
+REGION_BYTES_PER_BASE = 880
+
+
+class MemoryBudget:
+    """Bytes shared by the strands in flight. Waits never deadlock: a strand's streams are
+    admitted when nothing is held, a region when no other region is being decoded."""
+
+    def __init__(self, total):
+        self.total = self.left = total
+        self.regions = 0
+        self.cond = threading.Condition()
+
+    def acquire_streams(self, n):
+        with self.cond:
+            self.cond.wait_for(lambda: self.left >= n or self.left == self.total)
+            self.left -= n
+
+    def release_streams(self, n):
+        with self.cond:
+            self.left += n
+            self.cond.notify_all()
+
+    def acquire_region(self, n):
+        with self.cond:
+            self.cond.wait_for(lambda: self.left >= n or self.regions == 0)
+            self.left -= n
+            self.regions += 1
+
+    def release_region(self, n):
+        with self.cond:
+            self.left += n
+            self.regions -= 1
+            self.cond.notify_all()

@@ -140,20 +140,29 @@ def genic_scores(intergenic):
     return np.maximum(g, 0).astype(np.uint64)
 
 
-def candidate_regions(intergenic, window, edge_threshold, peak_threshold):
-    """[(start, end), ...] of the regions to decode on one strand (strand-local coordinates)."""
+def candidate_regions(intergenic, window, edge_threshold, peak_threshold, chunk=1 << 20):
+    """[(start, end), ...] of the regions to decode on one strand (strand-local coordinates).
+
+    The window sums T(s) are computed ``chunk`` windows at a time (exact integers, so the same as
+    all at once); only two flags per window are kept: T >= edge and T > peak."""
     n = len(intergenic)
     if n < window:
         return []
     e, p = thresholds(window, edge_threshold, peak_threshold)
-    c = np.zeros(n + 1, np.uint64)
-    np.cumsum(genic_scores(intergenic), out=c[1:])
-    sums = c[window:] - c[:-window]  # T(s) for s = 0 .. n - window
-    above = np.concatenate(([False], sums >= e, [False]))
+    m = n - window + 1  # windows s = 0 .. n - window
+    above = np.zeros(m + 2, bool)  # padded with False at both ends
+    peaks = np.zeros(m, bool)
+    for a in range(0, m, chunk):
+        b = min(a + chunk, m)
+        c = np.zeros(b - a + window, np.uint64)
+        np.cumsum(genic_scores(intergenic[a:b + window - 1]), out=c[1:])
+        sums = c[window:] - c[:-window]
+        above[a + 1:b + 1] = sums >= e
+        peaks[a:b] = sums > p
     edges = np.flatnonzero(above[1:] != above[:-1])
     regions = []
     for a, b in zip(edges[::2], edges[1::2]):  # runs of windows [a, b) with T >= E
-        if sums[a:b].max() > p:
+        if peaks[a:b].any():
             regions.append((int(a), int(b - 1 + window)))
     return regions
 
@@ -438,7 +447,7 @@ def label_runs(starts, states, n, state_label):
         else:
             rs[k], re[k], rl[k] = starts[i], end, lab
             k += 1
-    return rs[:k], re[:k], rl[:k]
+    return rs[:k].copy(), re[:k].copy(), rl[:k].copy()  # not views of the step arrays
 
 
 def decode_region(cls, phase, x):

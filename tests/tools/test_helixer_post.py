@@ -150,6 +150,20 @@ def test_threads_many_sequences(tmp_path):
     assert same(tmp_path / "t1.gff3", tmp_path / "t3.gff3")
 
 
+@pytest.mark.parametrize("budget", [1, 3000])
+def test_threads_within_a_memory_budget(tmp_path, monkeypatch, budget):
+    """A budget smaller than one strand, or a few regions: strands and regions wait for memory
+    (never deadlock) and the output is the same."""
+    monkeypatch.setattr(postprocess, "MEMORY_BUDGET", budget)
+    monkeypatch.setattr(postprocess, "STREAM_BYTES_PER_BASE", 1 if budget > 1 else 24)
+    monkeypatch.setattr(postprocess, "REGION_BYTES_PER_BASE", 1 if budget > 1 else 880)
+    prm = postcases.make_case(11, tmp_path / "g.h5", tmp_path / "p.h5")
+    ours(tmp_path / "g.h5", tmp_path / "p.h5", tmp_path / "t1.gff3", **prm)
+    ours(tmp_path / "g.h5", tmp_path / "p.h5", tmp_path / "t3.gff3", **prm,
+         extra=["--threads", "3"])
+    assert same(tmp_path / "t1.gff3", tmp_path / "t3.gff3")
+
+
 def _drop_row(h5):
     for name in ("predictions", "predictions_phase"):
         x = h5[name][:-1]
