@@ -1,12 +1,6 @@
-"""Importing a GFF3 (or GTF) annotation and its genome FASTA into a GeenuFF 0.3.2 SQLite database
-(``import2geenuff.py``; also used by ``compare_annotations.py`` to label GFF3s).
-
-Gene models are built and checked as GeenuFF does; every faulty model is recorded as an error
-region (which later masks training weights), never a reason to abort. Unlike GeenuFF, features are
-grouped by their Parent attribute (not by file order), exons missing from a coding transcript are
-derived from its CDS, CDS phase '.' is inferred from the CDS chain, CDS lines may have several
-Parents, and GTF files are accepted; each such repair is counted in the log.
-"""
+"""Importing a GFF3 (or GTF) annotation and its genome FASTA into a GeenuFF 0.3.2 SQLite database,
+sequence by sequence: the engine of ``import2geenuff.py`` (whose help states the rules and where
+they differ from GeenuFF's), also used by ``compare_annotations.py`` to label GFF3s."""
 import collections
 import dataclasses
 import hashlib
