@@ -2,7 +2,9 @@
 /*
  * helixtune: Helixer's fine-tuning workflow as one pipeline.
  *
- *   --fasta G.fa --species S                       genome -> Helixer HDF5 (FASTA2H5)
+ *   --fasta G.fa --species S                       genome -> Helixer HDF5 (FASTA2H5) and, without
+ *                                                   --model, gene models from Helixer.py with the
+ *                                                   bundled default model (HELIXER)
  *   + --model M.h5                                  annotate with the (pretrained) model:
  *                                                   HYBRIDMODEL_PREDICT -> HELIXER_POST -> GFF3
  *   + --gff3 A.gff3                                 labels from an existing annotation
@@ -34,6 +36,7 @@ include { ADD_NGS_COVERAGE                         } from './modules/add_ngs_cov
 include { N90_TRAIN_VAL_SPLIT                      } from './modules/n90_train_val_split/main'
 include { HYBRIDMODEL_TRAIN                        } from './modules/hybridmodel_train/main'
 include { COMPARE_ANNOTATIONS                      } from './modules/compare_annotations/main'
+include { HELIXER                                  } from './modules/helixer/main'
 
 workflow {
     main:
@@ -64,6 +67,12 @@ workflow {
             HELIXER_POST(ch_genome_h5.join(HYBRIDMODEL_PREDICT.out.predictions))
             HELIXER_POST.out.gff3.view { m, gff3 -> "gene models of ${m.id} (given model): ${gff3}" }
             ch_gene_models = ch_gene_models.mix(HELIXER_POST.out.gff3)
+        }
+        // ... or in one step with Helixer.py and the bundled default model (--lineage in ext.args)
+        else {
+            HELIXER(ch_fasta, [])
+            HELIXER.out.gff3.view { m, gff3 -> "gene models of ${m.id} (Helixer.py): ${gff3}" }
+            ch_gene_models = ch_gene_models.mix(HELIXER.out.gff3)
         }
 
         // Labels from an existing annotation ...
@@ -120,7 +129,7 @@ workflow {
                 .join(ch_fasta)
                 .map { m, gff3s, reference, fasta -> [m, reference, gff3s, [], fasta] }
         )
-        COMPARE_ANNOTATIONS.out.html.view { m, html -> "comparison with the reference genes: ${html}" }
+        COMPARE_ANNOTATIONS.out.html.view { _m, html -> "comparison with the reference genes: ${html}" }
     }
 
     // Versions of every tool that ran, from the `versions` topic channel, once.
