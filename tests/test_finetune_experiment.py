@@ -57,3 +57,4 @@ def test_aims_report_noise_and_status():
     assert out["pseudolabel_recovery"]["fraction_of_gain"] == pytest.approx(0.12 / 0.17)
     assert out["coverage"]["noise"] == "within noise"
     assert out["coverage"]["status"] == "missed"
+    assert out["pseudolabel_recovery"]["status"] == "met"
