@@ -627,7 +627,8 @@ def _ms(s):
 def render(results):
     """RESULTS.md from results.json."""
     cfg, runs = results["settings"], results["runs"]
-    lines = ["# Fine-tuning experiment: results", ""]
+    lines = ["# Fine-tuning experiment: results" + (
+        " of a SMOKE RUN (`--quick`, not evidence)" if results["mode"] == "quick" else ""), ""]
     if results["mode"] == "quick":
         lines += ["**SMOKE RUN (`--quick`): tiny regions, 1 epoch, 1 seed. These numbers test "
                   "that the harness runs; they are not evidence about fine-tuning.**", ""]
