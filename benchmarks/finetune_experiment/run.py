@@ -399,7 +399,7 @@ class Experiment:
         cfg = self.cfg
         common = ["-d", data, "-s", model, "--seed", seed, "--batch-size", "8",
                   "--class-weights", CLASS_WEIGHTS, "--patience", cfg["patience"],
-                  "--predict-phase", "--quiet"]
+                  "--predict-phase"]  # not --quiet: the log keeps each check's F1
         if condition == "scratch":
             return ["HybridModel.py", *common, "--epochs", cfg["scratch_epochs"],
                     "--learning-rate", LEARNING_RATES["scratch"]]
