@@ -267,7 +267,9 @@ class Experiment:
         info_path = d / "info.json"
         if info_path.exists():
             return json.loads(info_path.read_text())
-        d.mkdir(parents=True, exist_ok=True)
+        if d.exists():
+            shutil.rmtree(d)  # a killed preparation: start afresh
+        d.mkdir(parents=True)
         log = Log(d / "commands.log")
         fasta, gff3 = (SHARED / p for p in TARGETS[target])
         t0 = time.time()
