@@ -109,6 +109,10 @@ def main():
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--work", type=pathlib.Path, required=True)
     parser.add_argument("--exclude", action="append", default=[], choices=sorted(SPECIES))
+    parser.add_argument("--epochs", type=int, default=STAGES[0][1],
+                        help="epochs of stage 1 (from scratch)")
+    parser.add_argument("--refine-epochs", type=int, default=STAGES[1][1],
+                        help="epochs of stage 2 (refinement at the lower rate; 0: none)")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--arch", nargs="*", help="architecture options instead of ARCH")
     parser.add_argument("--install", action="store_true",
@@ -125,8 +129,10 @@ def main():
         t_data = time.time() - t0
         t0 = time.time()
         previous = None
-        for stage, (rate, epochs) in enumerate(STAGES, 1):
-            model = work / ("default.h5" if stage == len(STAGES) else f"stage{stage}.h5")
+        stages = [(STAGES[0][0], args.epochs)]
+        stages += [(STAGES[1][0], args.refine_epochs)] if args.refine_epochs > 0 else []
+        for stage, (rate, epochs) in enumerate(stages, 1):
+            model = work / ("default.h5" if stage == len(stages) else f"stage{stage}.h5")
             if model.exists() and not model.with_name(model.name + ".train_state.npz").exists():
                 previous = model  # done by an earlier run with the same --work
                 continue
@@ -150,7 +156,7 @@ def main():
         n_params = int(sum(weights))
     size = model.stat().st_size
     summary = {"species": species, "excluded": args.exclude, "holdout": list(HOLDOUT),
-               "subsequence_length": L, "stages": STAGES, "seed": args.seed,
+               "subsequence_length": L, "stages": stages, "seed": args.seed,
                "architecture": arch, "training_options": TRAINING,
                "data_seconds": round(t_data, 1), "training_seconds": round(t_train, 1),
                "model_bytes": size, "n_params": n_params, "validation": scores}
@@ -171,7 +177,7 @@ def install(model, summary):
         h5.attrs[models.PROVENANCE_ATTR] = (
             "small demonstration model bundled with helixtune (not a released Helixer model): "
             f"trained by benchmarks/default_model/recipe.py (seed {summary['seed']}, "
-            f"{sum(e for _, e in STAGES)} epochs, subsequence length {L}) on "
+            f"{sum(e for _, e in summary['stages'])} epochs, subsequence length {L}) on "
             f"{', '.join(summary['species'])} from helixtune's shared test data "
             f"(S. pombe chr I:1-{HOLDOUT[1]} held out); validation genic F1 {f1}")
     print(f"installed {target}")
