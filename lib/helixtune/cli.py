@@ -311,10 +311,10 @@ def _owner_tag():
 
 
 def _temporary_name_pattern(name):
-    """Our temporary names for ``name``: ``.<name>.<host>.<pid>.<8 random>.{part,tmp}`` and
-    SQLite's journals of them; group 1 is the process id."""
+    """Our temporary names for ``name``: ``.<name>.<host>.<pid>.<8 random>.{part,tmp}``, files
+    named after them (``<that>.lines``) and SQLite's journals of both; group 1 is the pid."""
     return re.compile(rf"\.{re.escape(name)}\.{re.escape(socket.gethostname())}\.(\d+)"
-                      r"\.[a-z0-9_]{8}\.(?:part|tmp)(?:-journal|-wal|-shm)?$")
+                      r"\.[a-z0-9_]{8}\.(?:part|tmp)(?:\.[a-z]+)?(?:-journal|-wal|-shm)?$")
 
 
 def _process_alive(pid):

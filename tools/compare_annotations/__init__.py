@@ -7,7 +7,6 @@ import contextlib
 import json
 import logging
 import os
-import tempfile
 import types
 
 import h5py
@@ -367,7 +366,7 @@ def main(argv=None):
     os.makedirs(args.output_dir, exist_ok=True)
     for name in ("report.html", "report.json", "per_sequence.tsv"):
         cli.check_writable_output(os.path.join(args.output_dir, name))
-    with tempfile.TemporaryDirectory(prefix=".compare_annotations.", dir=args.output_dir) as tmp:
+    with cli.temporary_dir(os.path.join(args.output_dir, "report.json")) as tmp:
         labelled = {p: label_gff3(p, args.fasta, L, write_by, tmp, f"input{i}")
                     for i, p in enumerate(gff3s)}
         ref = Labels(labelled.get(args.reference, args.reference), "the reference")
@@ -459,21 +458,23 @@ TSV_COLUMNS = ("prediction", "seqid", "compared_bases", "masked_bases", "genic_p
 
 
 def write_outputs(directory, results):
-    """report.json, per_sequence.tsv and report.html, each written atomically."""
-    with cli.atomic_output(os.path.join(directory, "report.json")) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
+    """report.json, per_sequence.tsv and report.html: all three written to temporary files
+    first and renamed together at the end, so a stopped run leaves none of them."""
+    with contextlib.ExitStack() as stack:
+        json_tmp, tsv_tmp, html_tmp = (
+            stack.enter_context(cli.atomic_output(os.path.join(directory, name)))
+            for name in ("report.json", "per_sequence.tsv", "report.html"))
+        with open(json_tmp, "w", encoding="utf-8") as fh:
             json.dump(results, fh, indent=1)
             fh.write("\n")
-    with cli.atomic_output(os.path.join(directory, "per_sequence.tsv")) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with open(tsv_tmp, "w", encoding="utf-8") as fh:
             fh.write("\t".join(TSV_COLUMNS) + "\n")
             for p in results["predictions"]:
                 for row in p["per_sequence"]:
                     values = [p["name"]] + [row[c] for c in TSV_COLUMNS[1:]]
                     fh.write("\t".join("" if v is None else f"{v:.6f}" if isinstance(v, float)
                                        else str(v) for v in values) + "\n")
-    with cli.atomic_output(os.path.join(directory, "report.html")) as tmp:
-        with open(tmp, "w", encoding="utf-8") as fh:
+        with open(html_tmp, "w", encoding="utf-8") as fh:
             fh.write(report.html_page(results, features.LENGTH_EDGES.tolist()))
 
 
