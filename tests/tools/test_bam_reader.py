@@ -1,4 +1,4 @@
-"""add_ngs_coverage.py's own BAM reading (tools/_bam.py) against pysam, and its errors."""
+"""add_ngs_coverage.py's own BAM reading (tools/add_ngs_coverage/bam.py) against pysam, and its errors."""
 import hashlib
 import os
 import shutil
