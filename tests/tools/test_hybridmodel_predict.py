@@ -1,4 +1,4 @@
-"""HybridModel.py test mode (tools/prediction.py): predictions, overlap, --eval, bad input.
+"""HybridModel.py test mode (lib/helixtune/prediction.py): predictions, overlap, --eval, bad input.
 
 Acceptance 2: upstream's tiny_model.h5 reproduces upstream's predictions within float16
 rounding; our model files load in TensorFlow 2.15 (.venv-tf215) with the same predictions.

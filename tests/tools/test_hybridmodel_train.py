@@ -1,4 +1,4 @@
-"""HybridModel.py training and fine-tuning (tools/training.py).
+"""HybridModel.py training and fine-tuning (tools/HybridModel/train.py).
 
 Real data: small slices (L 21384) of upstream's S. pombe chr I file with RNA-seq coverage and the
 upstream tiny model trained on S. pombe. Tiny architectures and a few rows keep this on CPU."""
