@@ -240,13 +240,7 @@ def check_layout(args, L, P):
 
 def check_genome_h5(path, L):
     """Rows of a ready genome file (--h5-path): sequences, species, start_ends, length."""
-    if not os.path.isfile(path):
-        raise cli.UserError(f"--h5-path {path!r} does not exist")
-    try:
-        h5 = h5py.File(path, "r")
-    except OSError as e:
-        raise cli.UserError(f"--h5-path {path!r} is not a readable HDF5 file ({e})") from None
-    with h5:
+    with h5layout.open_h5(path, "--h5-path") as h5:
         postprocess.require_genome(h5, path)
         n, length = h5["data/X"].shape[:2]
         if L and L != length:

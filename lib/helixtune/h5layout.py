@@ -8,8 +8,10 @@ Every row is right-padded with zeros to L. ``start_ends`` is [start, end] for pl
 import collections
 import concurrent.futures
 import datetime
+import os
 
 import deflate
+import h5py
 import numpy as np
 from isal import isal_zlib
 
@@ -36,6 +38,17 @@ DATA_DATASETS = {
     "seqids": ("S50", lambda L: ()),
     "start_ends": (np.int64, lambda L: (2,)),
 }
+
+
+def open_h5(path, what="HDF5 file"):
+    """``path`` opened read-only, or UserError: "<what> '<path>' does not exist" / "... is not
+    a readable HDF5 file (<reason>)"."""
+    if not os.path.isfile(path):
+        raise UserError(f"{what} {str(path)!r} does not exist")
+    try:
+        return h5py.File(path, "r")
+    except OSError as e:
+        raise UserError(f"{what} {str(path)!r} is not a readable HDF5 file ({e})") from None
 
 
 def subsequence_bounds(seq_len, subsequence_length):

@@ -181,10 +181,7 @@ class DataFile:
     def _handle(self):
         h5 = getattr(self._local, "h5", None)
         if h5 is None:
-            try:
-                h5 = h5py.File(self.path, "r")
-            except OSError as e:
-                raise UserError(f"{self.path}: not a readable HDF5 file ({e})") from None
+            h5 = h5layout.open_h5(self.path, f"{self.role} file")
             self._local.h5 = h5
         return h5
 

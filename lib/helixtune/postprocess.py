@@ -3,14 +3,13 @@ and predictions files sequence by sequence, the HMM decoding of candidate region
 (:mod:`helixtune.postprocess_hmm`) and the GFF3 lines. Used by helixer_post_bin and Helixer.py.
 """
 import logging
-import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
 import h5py
 import numpy as np
 
-from helixtune import cli
+from helixtune import cli, h5layout
 
 log = logging.getLogger("helixtune.postprocess")
 
@@ -36,14 +35,6 @@ class Sequence:
         self.rev = rev[np.argsort(-start_ends[rev, 1], kind="stable")]
         self.length = int(start_ends[self.fwd, 1].max()) if len(self.fwd) else 0
 
-
-def _open(path, what):
-    if not os.path.exists(path):
-        raise cli.UserError(f"{what} {path!r} does not exist")
-    try:
-        return h5py.File(path, "r")
-    except OSError as e:
-        raise cli.UserError(f"{what} {path!r} is not a readable HDF5 file ({e})") from None
 
 
 def require_genome(h5, path):
@@ -335,7 +326,8 @@ def model_md5_line(preds):
 def post_process(genome_path, preds_path, out, window, edge, peak, min_length, threads,
                  minus_padding="auto"):
     """Write the GFF3 for the genome/predictions pair to the open text file ``out``."""
-    with _open(genome_path, "genome file") as genome, _open(preds_path, "predictions file") as preds:
+    with h5layout.open_h5(genome_path, "genome file") as genome, \
+            h5layout.open_h5(preds_path, "predictions file") as preds:
         sequences, species, L, start_ends = index_sequences(genome, preds, genome_path,
                                                             preds_path)
         if minus_padding == "auto":

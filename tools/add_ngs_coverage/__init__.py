@@ -562,12 +562,7 @@ class BamSummary:
 
 def add_coverage(args, mode):
     path = args.h5_data
-    if not os.path.isfile(path):
-        raise cli.UserError(f"HDF5 file {path!r} does not exist")
-    try:
-        src = h5py.File(path, "r")
-    except OSError as e:
-        raise cli.UserError(f"{path}: not a readable HDF5 file ({e})") from None
+    src = h5layout.open_h5(path)
     with contextlib.ExitStack() as stack:
         stack.enter_context(src)
         layout = Layout(src, args.species, path)

@@ -74,10 +74,7 @@ class Labels:
 
     def __init__(self, path, what, coordinates=None, padding_first=False):
         self.path = path
-        try:
-            self.h5 = h5py.File(path, "r")
-        except OSError as e:
-            raise cli.UserError(f"{path}: not a readable HDF5 file ({e})") from None
+        self.h5 = h5layout.open_h5(path)
         h5 = self.h5
         if "predictions" in h5:
             self.classes = "predictions"
