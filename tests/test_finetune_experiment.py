@@ -1,17 +1,19 @@
 """benchmarks/finetune_experiment/run.py --quick: every condition runs and is scored."""
 import json
 import math
+import importlib.util
 import os
+import pathlib
 import subprocess
 import sys
 
 import pytest
 
-from conftest import ROOT
-
+ROOT = pathlib.Path(__file__).resolve().parents[1]
 RUN = ROOT / "benchmarks" / "finetune_experiment" / "run.py"
-sys.path.insert(0, str(RUN.parent))
-import run as experiment  # noqa: E402
+_SPEC = importlib.util.spec_from_file_location("finetune_experiment_run", RUN)
+experiment = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(experiment)
 
 
 @pytest.mark.slow
