@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
 """Benchmark: Helixer.py against the three steps by hand (fasta2h5.py -> HybridModel.py --overlap
--> helixer_post_bin) on S. pombe chr I (or its first --bp bases), with upstream's tiny model.
+-> helixer_post_bin) on S. pombe chr I (or its first --bp bases; --copies N: a genome of N
+copies of it, each its own sequence), with the bundled default model (or --model).
 
 Per run: wall time, peak RSS (os.wait4) and the peak disk use of the intermediate files (the
 temporary directory's size sampled every 0.1 s; for the steps, the genome and predictions
 files they leave). The two GFF3 files must be identical. Prints one JSON line.
-Target: wall <= the sum of the steps; temporary disk <= 1/4 of the steps' intermediate files.
-Usage: benchmarks/helixer.py [--bp N (default: the whole chromosome)] [--threads T]
+Target: wall <= the sum of the steps; temporary disk <= 1/4 of the steps' intermediate files;
+with --copies and --write-by of one copy, Helixer.py's peak temporary disk and RSS stay those
+of one copy (bounded by the largest sequence, not the genome).
+Usage: benchmarks/helixer.py [--bp N] [--copies N] [--write-by N] [--model M] [--threads T]
 """
 import argparse
 import gzip
@@ -53,28 +56,42 @@ class PeakSize(threading.Thread):
         return self.peak
 
 
-def write_input(path, bp):
-    """The chromosome (or its first ``bp`` bases) as plain FASTA; returns its length."""
+def write_input(path, bp, copies):
+    """The chromosome (or its first ``bp`` bases), ``copies`` times as sequences chrI_1, ...,
+    as plain FASTA; returns the total length."""
     with gzip.open(DATA / "schizosaccharomyces_pombe" / "sp_chrI.fa.gz", "rt") as f:
-        header, seq = f.readline(), "".join(line.strip() for line in f)
+        f.readline()
+        seq = "".join(line.strip() for line in f)
     seq = seq[:bp] if bp else seq
-    path.write_text(header + seq + "\n")
-    return len(seq)
+    with open(path, "w") as out:
+        for i in range(1, copies + 1):
+            out.write(f">chrI_{i}\n{seq}\n")
+    return len(seq) * copies
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--bp", type=int, default=0, help="use only the first N bases (0: all)")
+    ap.add_argument("--copies", type=int, default=1, help="genome of N copies (sequences)")
+    ap.add_argument("--write-by", type=int, default=None,
+                    help="Helixer.py --write-by (default: its own, 20,000,000)")
+    ap.add_argument("--model", type=pathlib.Path, default=None,
+                    help="model file (default: the bundled default model)")
+    ap.add_argument("--post", nargs=4, metavar=("WINDOW", "EDGE", "PEAK", "MIN_CODING"),
+                    default=POST, help="post-processing parameters (default: Helixer.py's, "
+                                       + " ".join(POST) + ")")
     ap.add_argument("--threads", type=int, default=2)
     args = ap.parse_args()
-    model = DATA / "helixer_h5" / "upstream_0.3.6" / "tiny_model.h5"
+    sys.path.insert(0, str(ROOT / "lib"))
+    from helixtune import models
+    model = args.model or models.resolve_lineage_model("default")
     bin_dir = pathlib.Path(sys.executable).parent
     env = dict(os.environ, HELIXTUNE_THREADS=str(args.threads),
                HELIXTUNE_TF_THREADS=str(args.threads))
     with tempfile.TemporaryDirectory(dir=ROOT / "benchmarks") as tmp:
         tmp = pathlib.Path(tmp)
         fasta = tmp / "genome.fa"
-        n_bp = write_input(fasta, args.bp)
+        n_bp = write_input(fasta, args.bp, args.copies)
         steps_dir = tmp / "steps"
         steps_dir.mkdir()
         genome, preds, steps_gff = (steps_dir / "genome.h5", steps_dir / "preds.h5",
@@ -85,10 +102,12 @@ def main():
             "HybridModel": [bin_dir / "HybridModel.py", "--load-model-path", model,
                             "--test-data", genome, "--prediction-output-path", preds,
                             "--overlap", "--quiet"],
-            "helixer_post": [bin_dir / "helixer_post_bin", genome, preds, *POST, steps_gff,
+            "helixer_post": [bin_dir / "helixer_post_bin", genome, preds, *args.post, steps_gff,
                              "--threads", args.threads, "--quiet"],
         }
-        result = {"input_bp": n_bp, "threads": args.threads, "steps": {}}
+        result = {"input_bp": n_bp, "copies": args.copies, "model": str(model),
+                  "post": args.post,
+                  "threads": args.threads, "write_by": args.write_by, "steps": {}}
         for name, cmd in steps.items():
             wall, rss, cpu = _measure.measure(cmd, env)
             result["steps"][name] = {"wall_s": round(wall, 1), "peak_rss_mb": round(rss),
@@ -109,7 +128,11 @@ def main():
         wall, rss, cpu = _measure.measure(
             [bin_dir / "Helixer.py", "--fasta-path", fasta, "--species", "sp",
              "--model-filepath", model, "--subsequence-length", L, "--gff-output-path", one_gff,
-             "--temporary-dir", temporary, "--threads", args.threads, "--quiet"], env)
+             "--temporary-dir", temporary, "--threads", args.threads, "--quiet",
+             *(f"--{name}={value}" for name, value in zip(
+                 ("window-size", "edge-threshold", "peak-threshold", "min-coding-length"),
+                 args.post)),
+             *(["--write-by", args.write_by] if args.write_by else [])], env)
         peak = sampler.stop()
         result["helixer"] = {"wall_s": round(wall, 1), "peak_rss_mb": round(rss),
                              "cpu_s": round(cpu, 1),

@@ -260,13 +260,19 @@ def temporary_dir(args):
 
 # ---- stages ------------------------------------------------------------------------------------
 
-class SequenceStream:
-    """Collects a prediction stream (model layout, any row blocks) into whole sequences in file
-    layout: ``add`` returns the sequences completed so far as (seq, arrays, first row), where
-    ``arrays`` maps data/X, predictions and predictions_phase to the sequence's rows."""
+class StrandStream:
+    """Collects a prediction stream (model layout, any row blocks) into whole strands of the
+    sequences in file layout, so a strand is decoded while the network predicts the next rows.
+
+    ``add`` returns the strands completed so far, in file order, as (seq, strand, arrays,
+    first row), where ``arrays`` maps data/X, predictions and predictions_phase to the rows
+    from the strand's first to its last."""
 
     def __init__(self, data, sequences):
-        self.data, self.sequences = data, collections.deque(sequences)
+        self.data = data
+        strands = [(seq, strand, rows) for seq in sequences
+                   for strand, rows in (("+", seq.fwd), ("-", seq.rev))]
+        self.strands = collections.deque(sorted(strands, key=lambda s: int(s[2].max())))
         self.pieces = []  # [(first row, X, predictions, phase)] not yet handed out
 
     def add(self, a, outs, block):
@@ -275,9 +281,10 @@ class SequenceStream:
         self.pieces.append((a, *(np.asarray(r, np.float16) for r in rows)))
         done = []
         stop = a + len(outs[0])
-        while self.sequences and self.sequences[0].rows[-1] < stop:
-            seq = self.sequences.popleft()
-            first, end = int(seq.rows[0]), int(seq.rows[-1]) + 1
+        while self.strands and self.strands[0][2].max() < stop:
+            seq, strand, strand_rows = self.strands.popleft()
+            first, end = int(strand_rows.min()), int(strand_rows.max()) + 1
+            later = min((int(r.min()) for _, _, r in self.strands), default=stop)
             parts = [[], [], []]
             keep = []
             for p0, *arrays in self.pieces:
@@ -285,86 +292,126 @@ class SequenceStream:
                 if lo < hi:
                     for part, arr in zip(parts, arrays):
                         part.append(arr[lo:hi])
-                if p0 + len(arrays[0]) > end:
+                if p0 + len(arrays[0]) > later:  # rows a later strand still needs
                     keep.append((p0, *arrays))
             self.pieces = keep
-            done.append((seq, dict(zip(postprocess.STREAM_DATASETS,
-                                       (np.concatenate(p) for p in parts))), first))
+            done.append((seq, strand, dict(zip(postprocess.STREAM_DATASETS,
+                                               (np.concatenate(p) for p in parts))), first))
         return done
 
 
 def decode_strand(seq, strand, arrays, first, start_ends, L, opts):
-    """HelixerPost's decoding of one strand of a sequence held in memory."""
+    """HelixerPost's decoding of one strand of a sequence, its rows held in memory from row
+    ``first`` on."""
     rows = seq.fwd if strand == "+" else seq.rev
-    local_se = start_ends[first:first + len(seq.rows)]
-    x, cls, phase = postprocess.read_strand(arrays, arrays, rows - first, local_se, L, False)
+    n = int(rows.max()) + 1 - first
+    x, cls, phase = postprocess.read_strand(arrays, arrays, rows - first,
+                                            start_ends[first:first + n], L, False)
     return postprocess.decode_strand(x, cls, phase, opts.window_size, opts.edge_threshold,
                                      opts.peak_threshold)
 
 
-def predict_and_post_process(args, model_path, genome_path, sequences, species, start_ends, out,
-                             offset, core):
-    """Predict the genome file with the model and write the GFF3 to ``out`` sequence by
-    sequence; returns (genes, mRNAs)."""
-    network.setup_tensorflow(threads=args.threads)
-    model = network.load_model(str(model_path))
-    overlap = not args.no_overlap
-    predictor = prediction.Predictor(model, np.float32 if overlap else np.float16)
-    data = model_inputs.DataFile(genome_path, "genome", coordinates=True)
-    L = data.length
-    md5 = prediction.md5sum_line(str(model_path))
-    out.write(postprocess.gff3_header(species, f"# {md5}\n"))
-    log.info("predicting %d rows of %d bp (%d sequences)", data.n_rows, L, len(sequences))
-    rows = cli.Progress("Helixer.py predict", data.n_rows, "rows")
-    seqs = cli.Progress("Helixer.py post-process", len(sequences), "sequences")
-    counts = [0, 0]
-    threads = args.threads or h5layout.compression_threads()
-    pending = []
+class Annotator:
+    """The model's predictions of genome files, post-processed into GFF3 lines on ``out``
+    sequence by sequence; ``annotate`` once per genome file (part), in genome order."""
 
-    def flush():
-        seq, jobs = pending.pop(0)
-        for line in postprocess.sequence_lines(seq, [(strand, job.result())
-                                                     for strand, job in jobs],
-                                               species, args.min_coding_length):
-            out.write(line)
-            kind = line.split("\t", 3)[2:3]
-            if kind == ["gene"]:
-                counts[0] += 1
-            elif kind == ["mRNA"]:
-                counts[1] += 1
-        seqs.update(1)
-
-    with contextlib.ExitStack() as stack:
-        stack.callback(data.close)
-        writer = None
+    def __init__(self, args, model_path, n_rows, L, overlap, species, out, genome_label):
+        """``overlap``: (offset, core length), or None to predict rows as they are."""
+        network.setup_tensorflow(threads=args.threads)
+        self.args, self.L, self.species, self.out = args, L, species, out
+        self.overlap = overlap
+        self.predictor = prediction.Predictor(network.load_model(str(model_path)),
+                                              np.float32 if self.overlap else np.float16)
+        md5 = prediction.md5sum_line(str(model_path))
+        out.write(postprocess.gff3_header(species, f"# {md5}\n"))
+        self.counts = [0, 0]  # genes, mRNAs
+        self.rows = cli.Progress("Helixer.py predict", n_rows, "rows")
+        self.threads = args.threads or h5layout.compression_threads()
+        self.stack = contextlib.ExitStack()
+        self.writer = None
         if args.keep_predictions:
             attrs = {"model_config": network.model_config_of_file(model_path),
-                     "n_bases_removed": np.int64(0 if overlap else L % predictor.pool_size),
-                     "test_data_path": str(genome_path), "model_path": str(model_path),
+                     "n_bases_removed": np.int64(0 if self.overlap
+                                                 else L % self.predictor.pool_size),
+                     "test_data_path": str(genome_label), "model_path": str(model_path),
                      "timestamp": time.strftime("%Y-%m-%d %H:%M:%S"), "model_md5sum": md5}
-            keep = stack.enter_context(cli.atomic_output(args.keep_predictions))
-            writer = prediction.PredictionsWriter(keep, data.n_rows, L, True, args.compression,
-                                                  attrs)
-            stack.callback(writer.close)  # before the rename
-        pool = ThreadPoolExecutor(threads)
-        stack.callback(pool.shutdown, cancel_futures=True)
-        stream = (prediction.predict_overlap(data, predictor, args.batch_size, offset, core)
-                  if overlap else prediction.predict_plain(data, predictor, args.batch_size))
-        collector = SequenceStream(data, sequences)
-        for a, outs, block in stream:
-            if writer is not None:
-                writer.write(a, outs, data.shifts[a:a + len(outs[0])])
-            rows.update(len(outs[0]))
-            for seq, arrays, first in collector.add(a, outs, block):
-                # the strands are decoded in the pool while the next rows are predicted
-                pending.append((seq, [(strand, pool.submit(decode_strand, seq, strand, arrays,
-                                                           first, start_ends, L, args))
-                                      for strand in "+-"]))
-                while len(pending) > threads:  # bounded: at most `threads` sequences held
-                    flush()
-        while pending:
-            flush()
-    return counts
+            keep = self.stack.enter_context(cli.atomic_output(args.keep_predictions))
+            self.writer = prediction.PredictionsWriter(keep, n_rows, L, True, args.compression,
+                                                       attrs)
+            self.stack.callback(self.writer.close)  # before the rename
+        self.pool = ThreadPoolExecutor(self.threads)
+        self.stack.callback(self.pool.shutdown, cancel_futures=True)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return self.stack.__exit__(*exc)
+
+    def annotate(self, genome_path, sequences, start_ends, first_row, progress):
+        """Predict the genome file (whose rows start at row ``first_row`` of the genome) and
+        write its sequences' genes; ``progress`` counts the sequences."""
+        args, L = self.args, self.L
+        data = model_inputs.DataFile(genome_path, "genome", coordinates=True)
+        pending = []  # [(seq, [(strand, decoding job)])], in file order
+
+        def flush():
+            seq, jobs = pending.pop(0)
+            jobs.sort(key=lambda job: "+-".index(job[0]))
+            for line in postprocess.sequence_lines(seq, [(strand, job.result())
+                                                         for strand, job in jobs],
+                                                   self.species, args.min_coding_length):
+                self.out.write(line)
+                kind = line.split("\t", 3)[2:3]
+                if kind == ["gene"]:
+                    self.counts[0] += 1
+                elif kind == ["mRNA"]:
+                    self.counts[1] += 1
+            progress.update(1)
+
+        try:
+            stream = (prediction.predict_overlap(data, self.predictor, args.batch_size,
+                                                 *self.overlap)
+                      if self.overlap else prediction.predict_plain(data, self.predictor,
+                                                                    args.batch_size))
+            collector = StrandStream(data, sequences)
+            for a, outs, block in stream:
+                if self.writer is not None:
+                    self.writer.write(first_row + a, outs, data.shifts[a:a + len(outs[0])])
+                self.rows.update(len(outs[0]))
+                for seq, strand, arrays, first in collector.add(a, outs, block):
+                    # a strand is decoded in the pool while the next rows are predicted
+                    job = self.pool.submit(decode_strand, seq, strand, arrays, first,
+                                           start_ends, L, args)
+                    if pending and pending[-1][0] is seq:
+                        pending[-1][1].append((strand, job))
+                    else:
+                        pending.append((seq, [(strand, job)]))
+                    # bounded: at most `threads` sequences held beyond the one being finished
+                    while len(pending) > self.threads and len(pending[0][1]) == 2:
+                        flush()
+            while pending:
+                flush()
+        finally:
+            data.close()
+
+
+def genome_parts(args, records, L, tmp_dir):
+    """(genome file, sequences, start_ends, first row) per part of the genome: the --h5-path
+    file whole, or the FASTA converted a part at a time (each removed after its use)."""
+    if args.h5_path:
+        sequences, _, start_ends, _ = check_genome_h5(args.h5_path, L)
+        yield args.h5_path, sequences, start_ends, 0
+        return
+    first_row = 0
+    for path, _, _ in genome_h5.convert_parts(args.fasta_path, tmp_dir, args.species, L,
+                                              args.write_by // L * L, args.compression,
+                                              records, progress_name="Helixer.py convert"):
+        with h5py.File(path, "r") as h5:
+            n = h5["data/X"].shape[0]
+            sequences, _, start_ends = postprocess.index_genome(h5, path, n, L)
+        yield path, sequences, start_ends, first_row
+        first_row += n
 
 
 def main(argv=None):
@@ -380,8 +427,10 @@ def main(argv=None):
     if args.keep_predictions:
         cli.check_writable_output(args.keep_predictions)
     if args.h5_path:
-        sequences, species, start_ends, L = check_genome_h5(args.h5_path, args.subsequence_length)
+        sequences, species, _, L = check_genome_h5(args.h5_path, args.subsequence_length)
         records = None
+        n_rows, n_sequences = sum(len(s.rows) for s in sequences), len(sequences)
+        total_bp = sum(s.length for s in sequences)
     else:
         L = args.subsequence_length or LINEAGE_SUBSEQUENCE_LENGTH.get(lineage)
         if L is None:
@@ -395,28 +444,25 @@ def main(argv=None):
         for rec in records:
             h5layout.check_name_length(rec.seqid, h5layout.SEQID_BYTES, "sequence ID",
                                        f"{args.fasta_path}: line {rec.line}")
+        species = args.species
+        n_rows = sum(h5layout.rows_of_sequence(rec.length, L) for rec in records)
+        n_sequences, total_bp = len(records), sum(rec.length for rec in records)
     offset, core = check_layout(args, L, P)
     log.info("model %s (pool size %d), subsequence length %d, %s", model_path, P, L,
              "no overlap" if args.no_overlap else f"overlap offset {offset}, core {core}")
-    with temporary_dir(args) as tmp_dir:
-        genome_path = args.h5_path
-        if genome_path is None:
-            genome_path = os.path.join(tmp_dir, "genome.h5")
-            genome_h5.convert(args.fasta_path, genome_path, args.species, L,
-                              args.write_by // L * L, args.compression, records,
-                              progress_name="Helixer.py convert")
-            with h5py.File(genome_path, "r") as h5:
-                sequences, species, start_ends = postprocess.index_genome(
-                    h5, genome_path, h5["data/X"].shape[0], L)
-        total_bp = sum(s.length for s in sequences)
-        with cli.atomic_output(args.gff_output_path) as tmp:
-            with open(tmp, "w", newline="\n") as out:
-                genes, mrnas = predict_and_post_process(args, model_path, genome_path,
-                                                        sequences, species, start_ends, out,
-                                                        offset, core)
+    log.info("predicting %d rows of %d bp (%d sequences)", n_rows, L, n_sequences)
+    with temporary_dir(args) as tmp_dir, cli.atomic_output(args.gff_output_path) as tmp, \
+            open(tmp, "w", newline="\n") as out:
+        progress = cli.Progress("Helixer.py post-process", n_sequences, "sequences")
+        overlap = None if args.no_overlap else (offset, core)
+        with Annotator(args, model_path, n_rows, L, overlap, species, out,
+                       args.h5_path or args.fasta_path) as annotator:
+            for part in genome_parts(args, records, L, tmp_dir):
+                annotator.annotate(*part, progress)
+        genes, mrnas = annotator.counts
     seconds = time.monotonic() - t0
     log.info("wrote %s: %d genes, %d mRNAs on %d bp in %d sequences; %.1f s, %.0f bp/s",
-             args.gff_output_path, genes, mrnas, total_bp, len(sequences), seconds,
+             args.gff_output_path, genes, mrnas, total_bp, n_sequences, seconds,
              total_bp / max(seconds, 1e-9))
     return 0
 

@@ -68,6 +68,34 @@ def test_same_gff3_as_the_three_steps(tmp_path):
     assert leftovers(tmp_path, "steps") == ["kept.h5", "one.gff3"]
 
 
+def test_genome_converted_a_part_at_a_time(tmp_path, monkeypatch):
+    """--write-by smaller than a sequence: one genome file per sequence, on disk one at a time;
+    the same GFF3 and predictions as the whole genome by hand."""
+    steps = tmp_path / "steps"
+    steps.mkdir()
+    expected, preds, _ = by_hand(steps, TEST_DATA / "example.fa")
+    parts_on_disk = []
+    convert_parts = Helixer.genome_h5.convert_parts
+
+    def watched(fasta, directory, *args, **kwargs):
+        for part in convert_parts(fasta, directory, *args, **kwargs):
+            parts_on_disk.append(sorted(p.name for p in pathlib.Path(directory).iterdir()
+                                        if p.name.startswith("genome_part")))
+            yield part
+
+    monkeypatch.setattr(Helixer.genome_h5, "convert_parts", watched)
+    out, kept = tmp_path / "one.gff3", tmp_path / "kept.h5"
+    assert Helixer.main([str(a) for a in helixer_argv(
+        TEST_DATA / "example.fa", out, extra=("--keep-predictions", kept,
+                                              "--write-by", 1008))]) == 0
+    assert parts_on_disk == [["genome_part0.h5"], ["genome_part1.h5"]]
+    assert out.read_bytes() == expected.read_bytes()
+    with h5py.File(kept) as a, h5py.File(preds) as b:
+        for name in ("predictions", "predictions_phase"):
+            np.testing.assert_array_equal(a[name][:], b[name][:])
+    assert leftovers(tmp_path, "steps") == ["kept.h5", "one.gff3"]
+
+
 def test_no_overlap_from_a_ready_genome_file(tmp_path):
     expected, _, genome = by_hand(tmp_path, TEST_DATA / "example.fa", overlap=False)
     out = tmp_path / "one.gff3"
