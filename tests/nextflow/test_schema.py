@@ -1,12 +1,13 @@
 """nextflow_schema.json (nf-core schema, JSON Schema draft 2020-12) matches nextflow.config's params
 one to one, defaults included, and README's parameter table is generated from it."""
 import json
+import re
 import subprocess
 import sys
 
 import pytest
 
-from nf_parse import ROOT, config_params
+from nf_parse import ROOT, config_params, strip_comments
 
 SCHEMA_PATH = ROOT / "nextflow_schema.json"
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
@@ -85,3 +86,13 @@ def test_readme_parameter_table_is_current():
     out = subprocess.run([sys.executable, str(ROOT / ".ci" / "schema_usage.py"), "--check"],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_every_param_the_pipeline_reads_is_declared():
+    """params.X in main.nf, subworkflows/, workflows/ and conf/ is a param of nextflow.config (so
+    it is in the schema too)."""
+    files = [*ROOT.glob("*.nf"), *ROOT.glob("workflows/**/*.nf"), *ROOT.glob("subworkflows/**/*.nf"),
+             *ROOT.glob("conf/*.config")]
+    used = {name for path in files for name in re.findall(r"\bparams\.(\w+)", strip_comments(path.read_text()))}
+    undeclared = used - set(config_params())
+    assert not undeclared, f"params read by the pipeline but not declared in nextflow.config: {sorted(undeclared)}"
