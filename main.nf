@@ -7,9 +7,13 @@
  *                                                   bundled default model (HELIXER)
  *   + --model M.h5                                  annotate with the (pretrained) model:
  *                                                   HYBRIDMODEL_PREDICT -> HELIXER_POST -> GFF3
+ *   or --lineage L (without --model)                fetch lineage L's best released model
+ *                                                   (FETCH_HELIXER_MODELS): HELIXER annotates with
+ *                                                   it (HYBRIDMODEL_PREDICT -> HELIXER_POST with
+ *                                                   --pseudolabels), and fine-tuning starts from it
  *   + --gff3 A.gff3                                 labels from an existing annotation
  *                                                   (IMPORT2GEENUFF -> GEENUFF2H5)
- *   or --pseudolabels (with --model)                labels from the model's own confident calls
+ *   or --pseudolabels (with a model)                labels from the model's own confident calls
  *                                                   (GFF3 -> IMPORT2GEENUFF -> GEENUFF2H5 ->
  *                                                   FILTER_TO_MOST_CERTAIN)
  *   + --bam 'a.bam,b.bam'                           RNA-seq coverage into the labels (ADD_NGS_COVERAGE)
@@ -37,6 +41,7 @@ include { N90_TRAIN_VAL_SPLIT                      } from './modules/n90_train_v
 include { HYBRIDMODEL_TRAIN                        } from './modules/hybridmodel_train/main'
 include { COMPARE_ANNOTATIONS                      } from './modules/compare_annotations/main'
 include { HELIXER                                  } from './modules/helixer/main'
+include { FETCH_HELIXER_MODELS                     } from './modules/fetch_helixer_models/main'
 
 workflow {
     main:
@@ -46,10 +51,20 @@ workflow {
     if (params.fasta && !params.species) {
         error("Give the species name with --species <name> (letters, digits, _; at most 25 characters)")
     }
-    if (params.pseudolabels && !params.model) {
-        error("--pseudolabels needs --model: the labels are the model's own most confident predictions")
+    if (params.pseudolabels && !params.model && !params.lineage) {
+        error("--pseudolabels needs --model or --lineage: the labels are the model's own most confident predictions")
     }
     def meta = [id: params.species ?: 'training']
+
+    // The pretrained model: the given file, or the best released model of --lineage (fetched once)
+    ch_model = channel.empty()
+    if (params.model) {
+        ch_model = channel.value(file(params.model, checkIfExists: true))
+    }
+    else if (params.lineage) {
+        FETCH_HELIXER_MODELS(channel.of([[id: params.lineage], params.lineage]))
+        ch_model = FETCH_HELIXER_MODELS.out.model.map { _m, model -> model }.first()
+    }
 
     ch_labels = channel.empty()  // tuple(meta, labels.h5): training matrices of the species
     ch_genome_h5 = channel.empty()
@@ -61,16 +76,18 @@ workflow {
         FASTA2H5(ch_fasta)
         ch_genome_h5 = FASTA2H5.out.h5
 
-        // Annotate with the given model: base-wise predictions -> gene models (GFF3)
-        if (params.model) {
-            HYBRIDMODEL_PREDICT(ch_genome_h5.combine(channel.fromPath(params.model, checkIfExists: true)))
+        // Annotate with the given model (or, for pseudolabels, the lineage's model): base-wise
+        // predictions -> gene models (GFF3)
+        if (params.model || params.pseudolabels) {
+            HYBRIDMODEL_PREDICT(ch_genome_h5.combine(ch_model))
             HELIXER_POST(ch_genome_h5.join(HYBRIDMODEL_PREDICT.out.predictions))
-            HELIXER_POST.out.gff3.view { m, gff3 -> "gene models of ${m.id} (given model): ${gff3}" }
+            HELIXER_POST.out.gff3.view { m, gff3 -> "gene models of ${m.id} (${params.model ? 'given' : params.lineage} model): ${gff3}" }
             ch_gene_models = ch_gene_models.mix(HELIXER_POST.out.gff3)
         }
-        // ... or in one step with Helixer.py and the bundled default model (--lineage in ext.args)
+        // ... or in one step with Helixer.py: the lineage's model (--lineage in ext.args sets its
+        // subsequence length) or the bundled default model
         else {
-            HELIXER(ch_fasta, [])
+            HELIXER(ch_fasta, params.lineage ? ch_model : [])
             HELIXER.out.gff3.view { m, gff3 -> "gene models of ${m.id} (Helixer.py): ${gff3}" }
             ch_gene_models = ch_gene_models.mix(HELIXER.out.gff3)
         }
@@ -105,9 +122,9 @@ workflow {
         ch_train_sets = ch_train_sets.mix(ch_training.map { files -> [meta, files] }.join(ch_validation.map { files -> [meta, files] }))
     }
 
-    // Train, or fine-tune the given model (the mode is ext.args in conf/modules.config)
-    ch_pretrained = params.model
-        ? channel.value([[id: 'pretrained'], file(params.model, checkIfExists: true)])
+    // Train, or fine-tune the given or fetched model (the mode is ext.args in conf/modules.config)
+    ch_pretrained = params.model || params.lineage
+        ? ch_model.map { model -> [[id: 'pretrained'], model] }
         : channel.value([[id: 'none'], []])
     HYBRIDMODEL_TRAIN(ch_train_sets, ch_pretrained)
     HYBRIDMODEL_TRAIN.out.model.view { m, model -> "tuned model of ${m.id}: ${model}" }

@@ -160,3 +160,35 @@ def ext_args(process):
         if re.fullmatch(rf"(.*:)?{pattern}", process):
             found += re.findall(r"ext\.args\s*=\s*['\"]([^'\"]*)['\"]", m.group(2))
     return found
+
+
+def config_params(path=ROOT / "nextflow.config"):
+    """{name: value} of the top-level `params { }` block of a Nextflow config (literal values:
+    null, true/false, numbers, quoted strings)."""
+    text = strip_comments(pathlib.Path(path).read_text())
+    m = re.search(r"^params\s*\{(.*?)^\}", text, re.M | re.S)
+    assert m, f"{path}: no params {{ }} block"
+    found = {}
+    for number, line in enumerate(m.group(1).splitlines(), 1):
+        if not line.strip():
+            continue
+        assign = re.fullmatch(r"\s*(\w+)\s*=\s*(.+?)\s*", line)
+        assert assign, f"{path}: params line {number}: not `name = value`: {line.strip()!r}"
+        name, value = assign.groups()
+        assert name not in found, f"{path}: param {name} set twice"
+        found[name] = _literal(value, f"{path}: param {name}")
+    return found
+
+
+def _literal(value, where):
+    if value == "null":
+        return None
+    if value in ("true", "false"):
+        return value == "true"
+    if re.fullmatch(r"-?\d+", value):
+        return int(value)
+    if re.fullmatch(r"-?\d+\.\d*([eE]-?\d+)?", value):
+        return float(value)
+    quoted = re.fullmatch(r"'([^'\\$]*)'|\"([^\"\\$]*)\"", value)
+    assert quoted, f"{where}: {value!r} is not a literal the schema can hold as its default"
+    return quoted.group(1) if quoted.group(1) is not None else quoted.group(2)
