@@ -43,8 +43,9 @@ def get_parser():
                     help="species name: data/species, the GFF3 ##species header and the gene "
                          "ID prefix (ignored with --h5-path: the file's)")
     io.add_argument("--temporary-dir", default=None,
-                    help="directory for the intermediate genome HDF5 file (removed at the end); "
-                         "default: beside --gff-output-path")
+                    help="directory for the intermediate genome HDF5 files (one part of the "
+                         "genome at a time, removed at the end); default: beside "
+                         "--gff-output-path")
     io.add_argument("--keep-predictions", metavar="PATH", default=None,
                     help="also write the predictions HDF5 file (HybridModel.py's) to PATH")
     io.add_argument("--config-path", default=None,
@@ -69,7 +70,9 @@ def get_parser():
                            + ", ".join(f"{k} {v}" for k, v in LINEAGE_SUBSEQUENCE_LENGTH.items())
                            + "; must be divisible by the model's pool size")
     data.add_argument("--write-by", type=cli.positive_int, default=20_000_000,
-                      help="bases encoded at a time in the conversion (bounds memory)")
+                      help="bases encoded at a time in the conversion, and the most bases of "
+                           "whole sequences converted and predicted as one part (a longer "
+                           "sequence is a part alone): bounds memory and temporary disk")
     data.add_argument("--compression", choices=["gzip", "lzf"], default="gzip",
                       help="HDF5 compression of the intermediate files")
     data.add_argument("--no-multiprocess", action="store_true",
