@@ -4,17 +4,23 @@ and its <tests> pass in a real Galaxy server (galaxy-tool-test).
 Run only your wrappers:  HELIXTUNE_GALAXY_TOOLS=helixtune_fasta2h5 .venv/bin/python -m pytest tests/galaxy
 (or ``-k helixtune_fasta2h5``; the environment variable also keeps the others out of the server).
 """
+import hashlib
 import importlib
 import json
+import os
+import pathlib
 import re
+import string
 import subprocess
 import time
 import tomllib
+import urllib.request
 import xml.etree.ElementTree as ET
 
 import pytest
 
-from galaxy_harness import GALAXY_DIR, ROOT, galaxy_tool, selected_wrappers
+from galaxy_harness import (DATA_MANAGER_CONF, GALAXY_DIR, ROOT, data_manager_data_path, galaxy_tool,
+                            is_data_manager, selected_wrappers)
 
 WRAPPERS = selected_wrappers()
 IDS = [tool_id for tool_id, _ in WRAPPERS]
@@ -80,8 +86,67 @@ def test_galaxy_tool_tests(tool_id, path, galaxy_server, tmp_path):
     data = json.loads(report.read_text())
     passed = [t for t in data["tests"] if t.get("data", {}).get("status") == "success"]
     assert len(passed) == n_expected, summary
+    if is_data_manager(path):
+        check_data_tables(galaxy_server, tool_id, path, data["tests"])
     print(f"{tool_id}: {n_expected} Galaxy tests passed in {elapsed:.1f} s "
           f"(server startup {galaxy_server.startup_s:.1f} s)")
+
+
+def _api_get(server, route, raw=False):
+    request = urllib.request.Request(f"{server.url}/api/{route}", headers={"x-api-key": server.api_key})
+    with urllib.request.urlopen(request, timeout=60) as response:
+        body = response.read()
+    return body if raw else json.loads(body)
+
+
+def _sha256(path):
+    return hashlib.sha256(pathlib.Path(path).read_bytes()).hexdigest()
+
+
+def check_data_tables(server, tool_id, path, report_tests):
+    """What Galaxy made of a data manager's output, after its tests: every entry of each successful
+    test's JSON is in the live data table (GET /api/tool_data) and its .loc file, moved columns
+    translated to <galaxy_data_manager_data_path>/<target>, and the moved file is there, equal to an
+    input file of the test."""
+    conf = ET.parse(DATA_MANAGER_CONF).getroot().find(f"data_manager[@id='{tool_id}']")
+    assert conf is not None, f"{tool_id} is not in {DATA_MANAGER_CONF.name}"
+    data_path = str(data_manager_data_path(server.workdir))
+    xml_tests = ET.parse(path).getroot().findall("tests/test")
+    checked = 0
+    for test in report_tests:
+        info = test["data"]
+        if info.get("status") != "success" or xml_tests[info["test_index"]].get("expect_failure") == "true":
+            continue
+        test_data = [GALAXY_DIR / "test-data" / param.get("value")
+                     for param in xml_tests[info["test_index"]].iter("param") if param.get("value")]
+        inputs = {_sha256(f) for f in test_data if f.is_file()}
+        for output in info["job"]["outputs"].values():
+            bundle = json.loads(_api_get(server, f"datasets/{output['id']}/display", raw=True))
+            for table in conf.findall("data_table"):
+                entries = bundle["data_tables"][table.get("name")]
+                live = _api_get(server, f"tool_data/{table.get('name')}")
+                rows = [dict(zip(live["columns"], fields)) for fields in live["fields"]]
+                for entry in entries:
+                    row = next((r for r in rows if r["value"] == entry["value"]), None)
+                    assert row is not None, f"{entry} is not in the data table {table.get('name')}: {rows}"
+                    line = "\t".join(row[c] for c in live["columns"])
+                    loc_lines = {x for loc in pathlib.Path(data_path).glob("*.loc")
+                                 for x in loc.read_text().splitlines()}
+                    assert line in loc_lines, f"{line!r} was not written to a .loc file in {data_path}"
+                    for column in table.iter("column"):
+                        name = column.get("name")
+                        if column.find("move") is None:
+                            assert row[name] == entry[name], (name, row, entry)
+                            continue
+                        values = dict(entry, GALAXY_DATA_MANAGER_DATA_PATH=data_path)
+                        expected = string.Template(column.find("value_translation").text).substitute(values)
+                        expected = os.path.abspath(expected)
+                        assert row[name] == expected, (name, row, entry)
+                        assert os.path.isfile(expected), f"{expected} was not installed"
+                        if inputs:
+                            assert _sha256(expected) in inputs, f"{expected} is none of the test's inputs"
+                    checked += 1
+    assert checked, f"no data table entry of {tool_id} was checked"
 
 
 def _macro_arguments():
