@@ -1,0 +1,69 @@
+// Renders Nextflow process `script:`/`stub:` blocks with Groovy, as Nextflow does for a task.
+// One JSON request per stdin line, one JSON answer per stdout line (see render.py):
+//   request: {body, ext: {args: EXPR|null, prefix: EXPR|null}, task: {...}, params: {...},
+//             vars: {name: value}, outputs: [pattern, ...]}
+//   file values: {"__file__": "stage/name"} (a Path) or {"__files__": [...]} (a blank-separated list)
+//   answer:  {command, outputs} or {error}
+import groovy.json.JsonOutput
+import groovy.json.JsonSlurper
+import java.nio.file.Paths
+
+/** Nextflow's list of staged files: a List whose text is its items joined by blanks. */
+class BlankSeparatedList extends ArrayList {
+    BlankSeparatedList(Collection items) { super(items) }
+    String toString() { join(' ') }
+}
+
+class ProcessError extends RuntimeException {
+    ProcessError(String message) { super(message) }
+}
+
+def decode(value) {
+    if (value instanceof Map && value.containsKey('__file__')) {
+        return Paths.get(value.__file__)
+    }
+    if (value instanceof Map && value.containsKey('__files__')) {
+        return new BlankSeparatedList(value.__files__.collect { name -> Paths.get(name) })
+    }
+    if (value instanceof Map) {
+        return value.collectEntries { k, v -> [k, decode(v)] }
+    }
+    if (value instanceof List) {
+        return value.collect { v -> decode(v) }
+    }
+    return value
+}
+
+def render(Map request) {
+    def binding = new Binding()
+    def task = decode(request.task) as LinkedHashMap
+    task.ext = [:]
+    binding.setVariable('task', task)
+    binding.setVariable('params', decode(request.params))
+    decode(request.vars).each { name, value -> binding.setVariable(name, value) }
+    binding.setVariable('error', { message -> throw new ProcessError(message.toString()) })
+    def shell = new GroovyShell(binding)
+    // conf/*.config: ext.args = '...' or a closure, evaluated per task with params and the inputs
+    request.ext.each { key, expr ->
+        if (expr != null) {
+            def value = shell.evaluate(expr)
+            task.ext[key] = value instanceof Closure ? value.call() : value
+        }
+    }
+    def command = shell.evaluate(request.body)
+    def outputs = request.outputs.collect { pattern -> shell.evaluate('"' + pattern.replace('"', '\\"') + '"').toString() }
+    return [command: command.toString(), outputs: outputs]
+}
+
+def slurper = new JsonSlurper()
+System.in.eachLine { line ->
+    def answer
+    try {
+        answer = render(slurper.parseText(line))
+    }
+    catch (Throwable e) {
+        answer = [error: "${e.class.simpleName}: ${e.message}".toString()]
+    }
+    println(JsonOutput.toJson(answer))
+    System.out.flush()
+}

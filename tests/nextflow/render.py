@@ -1,0 +1,444 @@
+"""Run the pipeline's processes without Nextflow: each module's `script:` (or `stub:`) block is
+rendered by a real Groovy engine (the one inside the Nextflow language server jar) with the task,
+inputs and params Nextflow would give it, then run with bash in a work directory holding the staged
+inputs, and its declared outputs are checked.
+
+What Nextflow itself does here is imitated on purpose, and only that: `withName` selectors of
+conf/*.config match the process name (an `include ... as ALIAS` is matched by ALIAS), `ext.args`
+closures see `params`, path inputs are staged by their `stageAs` pattern (a single file is a path,
+several are a blank-separated list), the shell is `bash -euo pipefail`, and `eval()` outputs run
+after the command.
+"""
+import dataclasses
+import glob
+import json
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+import sys
+import textwrap
+
+from nf_parse import ROOT, parse_module, strip_comments
+
+JAR = ROOT / ".cache" / "language-server-all.jar"
+GROOVY_SCRIPT = pathlib.Path(__file__).with_name("render.groovy")
+CONFIGS = {"base": ["nextflow.config", "conf/base.config", "conf/modules.config"],
+           "test": ["nextflow.config", "conf/base.config", "conf/modules.config", "conf/test.config"]}
+
+
+def groovy_available():
+    return JAR.exists() and shutil.which("java") is not None
+
+
+class Groovy:
+    """A long-running Groovy interpreter answering render requests (render.groovy)."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(["java", "-cp", str(JAR), "groovy.ui.GroovyMain", str(GROOVY_SCRIPT)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+    def render(self, request):
+        self.proc.stdin.write(json.dumps(request) + "\n")
+        self.proc.stdin.flush()
+        line = self.proc.stdout.readline()
+        assert line, "the Groovy renderer stopped (see stderr)"
+        return json.loads(line)
+
+    def close(self):
+        self.proc.stdin.close()
+        self.proc.wait(timeout=30)
+
+
+# ---- Groovy text scanning -------------------------------------------------------------------
+
+def _skip_string(text, i):
+    """Index after the string literal starting at text[i] (', ", ''' or \"\"\")."""
+    quote = text[i:i + 3] if text[i:i + 3] in ("'''", '"""') else text[i]
+    i += len(quote)
+    while not text.startswith(quote, i):
+        i += 2 if text[i] == "\\" else 1
+    return i + len(quote)
+
+
+def closing(text, i):
+    """Index after the bracket opened at text[i], skipping strings."""
+    pairs = {"{": "}", "(": ")", "[": "]"}
+    stack = []
+    while True:
+        c = text[i]
+        if c in "'\"":
+            i = _skip_string(text, i)
+            continue
+        if c in pairs:
+            stack.append(pairs[c])
+        elif c in ")}]":
+            assert stack.pop() == c, f"unbalanced {c!r} at {text[max(0, i - 40):i + 1]!r}"
+            if not stack:
+                return i + 1
+        i += 1
+
+
+def split_top(text):
+    """Comma-separated items of text, not splitting inside brackets or strings."""
+    items, start, i = [], 0, 0
+    while i < len(text):
+        c = text[i]
+        if c in "'\"":
+            i = _skip_string(text, i)
+            continue
+        if c in "([{":
+            i = closing(text, i)
+            continue
+        if c == ",":
+            items.append(text[start:i].strip())
+            start = i + 1
+        i += 1
+    items.append(text[start:].strip())
+    return [item for item in items if item]
+
+
+def expression_at(text, i):
+    """The Groovy expression starting at text[i]: a closure, a string, or the rest of the line."""
+    if text[i] == "{":
+        return text[i:closing(text, i)]
+    if text[i] in "'\"":
+        return text[i:_skip_string(text, i)]
+    return text[i:].split("\n", 1)[0].strip()
+
+
+def _blocks(text, head):
+    """(argument, body) of each `head ARG { body }` in text, e.g. withName: 'X' { ... }."""
+    for m in re.finditer(rf"{head}\s*:?\s*(['\"]?)([^'\"{{\s]+)\1\s*\{{", text):
+        yield m.group(2), text[m.end() - 1:closing(text, m.end() - 1)]
+
+
+# ---- configuration: params, ext.*, cpus -----------------------------------------------------
+
+def config_text(profile):
+    return [strip_comments((ROOT / name).read_text()) for name in CONFIGS[profile]]
+
+
+def params_for(profile, overrides=None):
+    """params of nextflow.config, then the profile's config (${projectDir} resolved), then overrides."""
+    params = {}
+    for text in config_text(profile):
+        m = re.search(r"^params\s*\{(.*?)^\}", text, re.M | re.S)
+        for line in (m.group(1).splitlines() if m else []):
+            assign = re.fullmatch(r"\s*(\w+)\s*=\s*(.+?)\s*", line)
+            if assign:
+                params[assign.group(1)] = _literal(assign.group(2).replace("${projectDir}", str(ROOT)))
+    params.update(overrides or {})
+    return params
+
+
+def _literal(value):
+    if value == "null":
+        return None
+    if value in ("true", "false"):
+        return value == "true"
+    if re.fullmatch(r"-?\d+", value):
+        return int(value)
+    if re.fullmatch(r"-?\d+\.\d*([eE]-?\d+)?", value):
+        return float(value)
+    m = re.fullmatch(r"'(.*)'|\"(.*)\"", value)
+    assert m, f"params value {value!r}: not a literal"
+    return m.group(1) if m.group(1) is not None else m.group(2)
+
+
+def ext_expressions(process, profile):
+    """{'args': EXPR, 'prefix': EXPR} from the withName blocks matching the process (the last wins)."""
+    simple = process.split(":")[-1]
+    found = {}
+    for text in config_text(profile):
+        for selector, body in _blocks(text, "withName"):
+            if re.fullmatch(selector, simple) or re.fullmatch(selector, process):
+                for m in re.finditer(r"ext\.(\w+)\s*=\s*", body):
+                    found[m.group(1)] = expression_at(body, m.end())
+    return {key: f"({expr}\n)" for key, expr in found.items()}
+
+
+def cpus_for(module, profile):
+    """task.cpus at the first attempt: the module's label in conf/base.config, within resourceLimits."""
+    labels = re.findall(r"^\s*label\s+'(\w+)'", module.text, re.M)
+    cpus, limit = 1, None
+    for text in config_text(profile):
+        for label, body in _blocks(text, "withLabel"):
+            m = re.search(r"cpus\s*=\s*\{\s*(\d+)", body)
+            if label in labels and m:
+                cpus = int(m.group(1))
+        m = re.search(r"resourceLimits\s*=\s*\[[^\]]*cpus:\s*(\d+)", text)
+        limit = int(m.group(1)) if m else limit
+    return min(cpus, limit) if limit else cpus
+
+
+# ---- process declarations -------------------------------------------------------------------
+
+@dataclasses.dataclass
+class Item:
+    kind: str      # val, path, eval, env, ...
+    name: str      # variable (inputs) or pattern/command (outputs)
+    options: dict  # stageAs, type, emit, optional ...
+
+
+def _item(text):
+    m = re.fullmatch(r"(\w+)\s*\((.*)\)|(\w+)\s+(.+)", text.strip(), re.S)
+    kind, args = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
+    parts = split_top(args)
+    options = {}
+    for part in parts[1:]:
+        key, value = part.split(":", 1)
+        options[key.strip()] = _unquote(value.strip())
+    return Item(kind, _unquote(parts[0]), options)
+
+
+def _unquote(text):
+    return text[1:-1] if len(text) >= 2 and text[0] == text[-1] and text[0] in "'\"" else text
+
+
+def declarations(section_text):
+    """One (items, options such as emit/topic/optional) per input or output line."""
+    found = []
+    for line in strip_comments(section_text).splitlines():
+        line = line.strip()
+        if not line:
+            continue
+        bare = re.match(r"(\w+)\s+(?![(\s])", line)  # `val x`, `path "a.log", emit: log`
+        if line.startswith("tuple"):
+            parts = split_top(line[len("tuple"):])
+        elif bare:
+            parts = split_top(line[bare.end():])
+            parts[0] = f"{bare.group(1)}({parts[0]})"
+        else:
+            parts = split_top(line)
+        option = re.compile(r"^\w+\s*:")
+        items = [_item(part) for part in parts if not option.match(part)]
+        options = {k.strip(): _unquote(v.strip()) for k, v in (part.split(":", 1) for part in parts if option.match(part))}
+        found.append((items, options))
+    return found
+
+
+# ---- staging --------------------------------------------------------------------------------
+
+def _replace_stars(name, index, strip=False):
+    return name.replace("*", "" if strip else str(index))
+
+
+def _replace_questions(name, index):
+    return re.sub(r"\?+", lambda m: str(index).zfill(len(m.group())), name)
+
+
+def stage_names(pattern, sources):
+    """Names Nextflow stages the files under, for a `stageAs` pattern (or none)."""
+    names = [pathlib.Path(s).name for s in sources]
+    if not pattern or pattern == "*":
+        return names
+    if "*" not in pattern and "?" not in pattern and len(sources) > 1:
+        pattern += "*"
+    staged = []
+    for index, source_name in enumerate(names, 1):
+        parent, _, name = pattern.rpartition("/")
+        if name in ("*", ""):
+            name = source_name
+        else:
+            name = _replace_questions(_replace_stars(name, index, strip=len(sources) <= 1), index)
+        if parent:
+            name = _replace_questions(_replace_stars(parent, index), index) + "/" + name
+        staged.append(name)
+    return staged
+
+
+# ---- running one task -----------------------------------------------------------------------
+
+class TaskFailed(AssertionError):
+    pass
+
+
+@dataclasses.dataclass
+class Task:
+    process: str         # name as Nextflow knows it (alias, with the subworkflow: WF:NAME)
+    module: str          # modules/<module>/main.nf
+    inputs: list         # one value per input declaration (a list for a tuple)
+    work: pathlib.Path = None
+    command: str = ""
+    emits: dict = None
+
+
+def run_task(groovy, task, work, params, profile="test", stub=False, env=None):
+    """Render, stage, run and check one task; task.emits gets {emit: value} as main.nf sees it."""
+    module = parse_module(ROOT / "modules" / task.module / "main.nf")
+    body = module.sections["stub" if stub else "script"]
+    inputs = declarations(module.sections["input"])
+    assert len(inputs) == len(task.inputs), \
+        f"{task.process}: {len(task.inputs)} inputs given, {len(inputs)} declared"
+    work.mkdir(parents=True)
+    variables = {}
+    for (items, _), value in zip(inputs, task.inputs):
+        values = value if len(items) > 1 else [value]
+        assert len(values) == len(items), f"{task.process}: tuple of {len(items)} expected, got {value!r}"
+        for item, v in zip(items, values):
+            if item.kind == "val":
+                variables[item.name] = v
+            elif item.kind == "path":
+                sources = [str(s) for s in (v if isinstance(v, list) else [v])]
+                names = stage_names(item.options.get("stageAs"), sources)
+                for source, name in zip(sources, names):
+                    target = work / name
+                    assert not target.exists(), f"{task.process}: two inputs staged as {name}"
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.symlink_to(os.path.abspath(source))
+                variables[item.name] = ({"__files__": names} if isinstance(v, list) or len(names) != 1
+                                        else {"__file__": names[0]})
+            else:
+                raise AssertionError(f"{task.process}: input kind {item.kind} not handled by the renderer")
+    outputs = declarations(module.sections["output"])
+    patterns = [item.name for items, _ in outputs for item in items if item.kind == "path"]
+    answer = groovy.render({
+        "body": body, "ext": ext_expressions(task.process, profile), "params": params,
+        "task": {"process": task.process, "name": task.process, "cpus": cpus_for(module, profile),
+                 "attempt": 1, "index": 1},
+        "vars": variables, "outputs": patterns})
+    if "error" in answer:
+        raise TaskFailed(f"{task.process}: rendering the {'stub' if stub else 'script'} failed: {answer['error']}")
+    task.command = textwrap.dedent(answer["command"]).strip("\n") + "\n"
+    (work / ".command.sh").write_text(task.command)
+    with open(work / ".command.log", "w") as log:
+        done = subprocess.run(["bash", "-euo", "pipefail", ".command.sh"], cwd=work, env=env,
+                              stdout=log, stderr=subprocess.STDOUT)
+    if done.returncode:
+        tail = (work / ".command.log").read_text()[-3000:]
+        raise TaskFailed(f"{task.process}: exit {done.returncode}\n--- .command.sh\n{task.command}--- output\n{tail}")
+    task.emits = _collect(task, work, outputs, iter(answer["outputs"]), variables, env)
+    task.work = work
+    return task
+
+
+def _collect(task, work, outputs, patterns, variables, env):
+    emits = {}
+    for items, options in outputs:
+        values = []
+        for item in items:
+            if item.kind == "path":
+                pattern = next(patterns)
+                found = sorted(glob.glob(str(work / pattern)))
+                if item.options.get("type") == "dir":
+                    found = [f for f in found if os.path.isdir(f)]
+                if not found:
+                    if options.get("optional") == "true":
+                        values = None
+                        break
+                    raise TaskFailed(f"{task.process}: output {pattern!r} missing; the work directory holds "
+                                     f"{sorted(str(p.relative_to(work)) for p in work.rglob('*'))}")
+                values.append(found[0] if len(found) == 1 else found)
+            elif item.kind == "eval":
+                done = subprocess.run(["bash", "-c", item.name], cwd=work, env=env, capture_output=True, text=True)
+                if done.returncode or not done.stdout.strip():
+                    raise TaskFailed(f"{task.process}: eval({item.name!r}) gave exit {done.returncode}, "
+                                     f"output {done.stdout!r}, {done.stderr[-500:]}")
+                values.append(done.stdout.strip())
+            elif item.kind == "val":
+                values.append(variables.get(item.name, item.name))
+        if values is not None and "emit" in options:
+            emits[options["emit"]] = values if len(items) > 1 else values[0]
+    return emits
+
+
+# ---- main.nf for one parameter set ----------------------------------------------------------
+
+def pipeline(params):
+    """main.nf's workflow for one species, as a generator: yields a Task (process, module, inputs)
+    and receives back its emits. Kept in step with main.nf by test_plan_covers_main_nf."""
+    p = params
+    meta = {"id": p["species"] or "training"}
+    model = None
+    if p["model"]:
+        model = p["model"]
+    elif p["lineage"]:
+        model = (yield Task("FETCH_HELIXER_MODELS", "fetch_helixer_models", [[{"id": p["lineage"]}, p["lineage"]]]))["model"][1]
+    labels = genome_h5 = fasta = None
+    gene_models = []
+    if p["fasta"]:
+        fasta = [meta, p["fasta"]]
+        genome_h5 = (yield Task("FASTA2H5", "fasta2h5", [fasta]))["h5"]
+        if p["model"] or p["pseudolabels"]:
+            predictions = (yield Task("HYBRIDMODEL_PREDICT", "hybridmodel_predict", [genome_h5 + [model]]))["predictions"]
+            gene_models.append((yield Task("HELIXER_POST", "helixer_post", [genome_h5 + predictions[1:]]))["gff3"])
+        else:
+            gene_models.append((yield Task("HELIXER", "helixer", [fasta, model if p["lineage"] else []]))["gff3"])
+        if p["gff3"]:
+            db = (yield Task("ANNOTATION_TO_H5:IMPORT2GEENUFF", "import2geenuff", [[meta, p["gff3"], p["fasta"]]]))["db"]
+            labels = (yield Task("ANNOTATION_TO_H5:GEENUFF2H5", "geenuff2h5", [db]))["h5"]
+        elif p["pseudolabels"]:
+            db = (yield Task("PSEUDOLABELS_TO_H5:IMPORT2GEENUFF", "import2geenuff",
+                             [gene_models[0] + [p["fasta"]]]))["db"]
+            pseudolabels = (yield Task("PSEUDOLABELS_TO_H5:GEENUFF2H5", "geenuff2h5", [db]))["h5"]
+            labels = (yield Task("FILTER_TO_MOST_CERTAIN", "filter_to_most_certain",
+                                 [pseudolabels + predictions[1:] + genome_h5[1:]]))["h5"]
+        if p["bam"]:
+            bams = sorted(f for pattern in str(p["bam"]).split(",") for f in glob.glob(pattern.strip()))
+            bais = [f"{bam}.bai" for bam in bams if os.path.exists(f"{bam}.bai")]
+            labels = (yield Task("ADD_NGS_COVERAGE", "add_ngs_coverage",
+                                 [[meta, labels[1], bams, bais], p["strandedness"]]))["h5"]
+    assert not p["train_data_dir"], "the plan does not cover --train_data_dir"
+    tuned = None
+    if labels:
+        split = yield Task("N90_TRAIN_VAL_SPLIT", "n90_train_val_split", [labels])
+        pretrained = [{"id": "pretrained"}, model] if p["model"] or p["lineage"] else [{"id": "none"}, []]
+        tuned = (yield Task("HYBRIDMODEL_TRAIN", "hybridmodel_train",
+                            [[meta, split["training"][1], split["validation"][1]], pretrained]))["model"]
+    if p["fasta"] and not p["bam"] and tuned:
+        predictions = (yield Task("PREDICT_TUNED", "hybridmodel_predict", [genome_h5 + tuned[1:]]))["predictions"]
+        gene_models.append((yield Task("POST_TUNED", "helixer_post", [genome_h5 + predictions[1:]]))["gff3"])
+    if p["fasta"] and p["reference_gff3"]:
+        gff3s = [m[1] for m in gene_models]
+        yield Task("COMPARE_ANNOTATIONS", "compare_annotations", [[meta, p["reference_gff3"], gff3s, [], p["fasta"]]])
+
+
+def run_pipeline(params, workdir, profile="test", stub=False, env=None):
+    """Every task of main.nf for params, in order; returns the tasks that ran."""
+    groovy = Groovy()
+    tasks = []
+    try:
+        steps = pipeline(params)
+        task = next(steps, None)
+        while task:
+            run_task(groovy, task, pathlib.Path(workdir) / f"{len(tasks) + 1:02d}_{task.process.replace(':', '_')}",
+                     params, profile, stub, env)
+            tasks.append(task)
+            task = _send(steps, task.emits)
+    finally:
+        groovy.close()
+    return tasks
+
+
+def _send(steps, value):
+    try:
+        return steps.send(value)
+    except StopIteration:
+        return None
+
+
+def process_calls():
+    """Every process task name main.nf can start: WF:NAME for processes called in a subworkflow."""
+    main = strip_comments((ROOT / "main.nf").read_text())
+    includes = {alias or name: source for name, alias, source in
+                re.findall(r"include\s*\{\s*(\w+)(?:\s+as\s+(\w+))?\s*\}\s*from\s*'([^']+)'", main)}
+    calls = set()
+    for name, source in includes.items():
+        if not re.search(rf"\b{name}\s*\(", main):
+            continue
+        if source.startswith("./subworkflows/"):
+            sub = strip_comments((ROOT / f"{source}.nf").read_text())
+            for inner in re.findall(r"include\s*\{\s*(\w+)\s*\}", sub):
+                if re.search(rf"\b{inner}\s*\(", sub):
+                    calls.add(f"{name}:{inner}")
+        else:
+            calls.add(name)
+    return calls
+
+
+if __name__ == "__main__":  # render and run the test profile by hand: render.py WORKDIR [--stub]
+    env = dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
+    for t in run_pipeline(params_for("test"), sys.argv[1], stub="--stub" in sys.argv, env=env):
+        print(t.process, t.emits)
