@@ -2,16 +2,22 @@
 // One JSON request per stdin line, one JSON answer per stdout line (see render.py):
 //   request: {body, ext: {args: EXPR|null, prefix: EXPR|null}, task: {...}, params: {...},
 //             vars: {name: value}, outputs: [pattern, ...]}
-//   file values: {"__file__": "stage/name"} (a Path) or {"__files__": [...]} (a blank-separated list)
+//   file values: {"__file__": "stage/name"} (one file: a Path) or {"__files__": [...]} (none or several:
+//   a blank-separated list)
 //   answer:  {command, outputs} or {error}
 import groovy.json.JsonOutput
 import groovy.json.JsonSlurper
 import java.nio.file.Paths
 
-/** Nextflow's list of staged files: a List whose text is its items joined by blanks. */
-class BlankSeparatedList extends ArrayList {
-    BlankSeparatedList(Collection items) { super(items) }
-    String toString() { join(' ') }
+/** Nextflow's list of staged files: renders as its items joined by blanks, false when empty. */
+class BlankSeparatedList {
+    @Delegate(interfaces = false)
+    List target
+
+    BlankSeparatedList(Collection items) { target = new ArrayList(items) }
+    String toString() { target.join(' ') }
+    boolean asBoolean() { !target.isEmpty() }
+    def methodMissing(String name, args) { target.invokeMethod(name, args) }
 }
 
 class ProcessError extends RuntimeException {

@@ -288,8 +288,8 @@ def run_task(groovy, task, work, params, profile="test", stub=False, env=None):
                     assert not target.exists(), f"{task.process}: two inputs staged as {name}"
                     target.parent.mkdir(parents=True, exist_ok=True)
                     target.symlink_to(os.path.abspath(source))
-                variables[item.name] = ({"__files__": names} if isinstance(v, list) or len(names) != 1
-                                        else {"__file__": names[0]})
+                # one file is a path (a list of one too), none or several a blank-separated list
+                variables[item.name] = {"__file__": names[0]} if len(names) == 1 else {"__files__": names}
             else:
                 raise AssertionError(f"{task.process}: input kind {item.kind} not handled by the renderer")
     outputs = declarations(module.sections["output"])
@@ -321,7 +321,7 @@ def _collect(task, work, outputs, patterns, variables, env):
         for item in items:
             if item.kind == "path":
                 pattern = next(patterns)
-                found = sorted(glob.glob(str(work / pattern)))
+                found = [f for f in sorted(glob.glob(str(work / pattern))) if not os.path.islink(f)]  # not inputs
                 if item.options.get("type") == "dir":
                     found = [f for f in found if os.path.isdir(f)]
                 if not found:
@@ -419,6 +419,14 @@ def _send(steps, value):
         return None
 
 
+# Parameter sets run on top of the test profile; together they start every process main.nf calls.
+SCENARIOS = {
+    "test": {},  # as conf/test.config: pseudolabels of the lineage's model, RNA-seq coverage
+    "test_gff3": {"gff3": str(ROOT / "example" / "spombe_chrI_1-100000.gff3.gz"), "pseudolabels": False,
+                  "bam": None},  # labels from an annotation, Helixer.py, the tuned model annotates
+}
+
+
 def process_calls():
     """Every process task name main.nf can start: WF:NAME for processes called in a subworkflow."""
     main = strip_comments((ROOT / "main.nf").read_text())
@@ -438,7 +446,8 @@ def process_calls():
     return calls
 
 
-if __name__ == "__main__":  # render and run the test profile by hand: render.py WORKDIR [--stub]
+if __name__ == "__main__":  # by hand: render.py WORKDIR [SCENARIO] [--stub]
     env = dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
-    for t in run_pipeline(params_for("test"), sys.argv[1], stub="--stub" in sys.argv, env=env):
+    names = [a for a in sys.argv[2:] if not a.startswith("--")] or ["test"]
+    for t in run_pipeline(params_for("test", SCENARIOS[names[0]]), sys.argv[1], stub="--stub" in sys.argv, env=env):
         print(t.process, t.emits)
