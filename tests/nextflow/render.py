@@ -265,10 +265,23 @@ class Task:
     emits: dict = None
 
 
+def render(groovy, module, process, variables, params, profile="test", stub=False):
+    """(command, output path patterns) of one task: the script (or stub) block evaluated by Groovy
+    with task, params and the input variables (files as {"__file__"/"__files__": stage names})."""
+    outputs = declarations(module.sections["output"])
+    answer = groovy.render({
+        "body": module.sections["stub" if stub else "script"], "ext": ext_expressions(process, profile),
+        "params": params, "vars": variables, "outputs": [item.name for items, _ in outputs for item in items
+                                                         if item.kind == "path"],
+        "task": {"process": process, "name": process, "cpus": cpus_for(module, profile), "attempt": 1, "index": 1}})
+    if "error" in answer:
+        raise TaskFailed(f"{process}: rendering the {'stub' if stub else 'script'} failed: {answer['error']}")
+    return textwrap.dedent(answer["command"]).strip("\n") + "\n", answer["outputs"]
+
+
 def run_task(groovy, task, work, params, profile="test", stub=False, env=None):
     """Render, stage, run and check one task; task.emits gets {emit: value} as main.nf sees it."""
     module = parse_module(ROOT / "modules" / task.module / "main.nf")
-    body = module.sections["stub" if stub else "script"]
     inputs = declarations(module.sections["input"])
     assert len(inputs) == len(task.inputs), \
         f"{task.process}: {len(task.inputs)} inputs given, {len(inputs)} declared"
@@ -293,15 +306,7 @@ def run_task(groovy, task, work, params, profile="test", stub=False, env=None):
             else:
                 raise AssertionError(f"{task.process}: input kind {item.kind} not handled by the renderer")
     outputs = declarations(module.sections["output"])
-    patterns = [item.name for items, _ in outputs for item in items if item.kind == "path"]
-    answer = groovy.render({
-        "body": body, "ext": ext_expressions(task.process, profile), "params": params,
-        "task": {"process": task.process, "name": task.process, "cpus": cpus_for(module, profile),
-                 "attempt": 1, "index": 1},
-        "vars": variables, "outputs": patterns})
-    if "error" in answer:
-        raise TaskFailed(f"{task.process}: rendering the {'stub' if stub else 'script'} failed: {answer['error']}")
-    task.command = textwrap.dedent(answer["command"]).strip("\n") + "\n"
+    task.command, patterns = render(groovy, module, task.process, variables, params, profile, stub)
     (work / ".command.sh").write_text(task.command)
     with open(work / ".command.log", "w") as log:
         done = subprocess.run(["bash", "-euo", "pipefail", ".command.sh"], cwd=work, env=env,
@@ -309,12 +314,13 @@ def run_task(groovy, task, work, params, profile="test", stub=False, env=None):
     if done.returncode:
         tail = (work / ".command.log").read_text()[-3000:]
         raise TaskFailed(f"{task.process}: exit {done.returncode}\n--- .command.sh\n{task.command}--- output\n{tail}")
-    task.emits = _collect(task, work, outputs, iter(answer["outputs"]), variables, env)
+    task.emits = _collect(task, work, outputs, iter(patterns), variables, env, stub)
     task.work = work
     return task
 
 
-def _collect(task, work, outputs, patterns, variables, env):
+def _collect(task, work, outputs, patterns, variables, env, stub):
+    """Emits from the declared outputs; a real (not stub) run must leave no empty output."""
     emits = {}
     for items, options in outputs:
         values = []
@@ -330,6 +336,9 @@ def _collect(task, work, outputs, patterns, variables, env):
                         break
                     raise TaskFailed(f"{task.process}: output {pattern!r} missing; the work directory holds "
                                      f"{sorted(str(p.relative_to(work)) for p in work.rglob('*'))}")
+                empty = [f for f in found if not (os.listdir(f) if os.path.isdir(f) else os.path.getsize(f))]
+                if empty and not stub:
+                    raise TaskFailed(f"{task.process}: output(s) {empty} empty")
                 values.append(found[0] if len(found) == 1 else found)
             elif item.kind == "eval":
                 done = subprocess.run(["bash", "-c", item.name], cwd=work, env=env, capture_output=True, text=True)
