@@ -9,6 +9,7 @@ closures see `params`, path inputs are staged by their `stageAs` pattern (a sing
 several are a blank-separated list), the shell is `bash -euo pipefail`, and `eval()` outputs run
 after the command.
 """
+import csv
 import dataclasses
 import glob
 import json
@@ -355,53 +356,90 @@ def _collect(task, work, outputs, patterns, variables, env, stub):
 
 # ---- main.nf for one parameter set ----------------------------------------------------------
 
+def genome_rows(p):
+    """main.nf's rows, one per genome (--input's CSV, or --fasta and its options):
+    [meta, fasta, gff3 or [], bams, bais, strandedness, reference gff3 or []]."""
+    def row(species, fasta, gff3, bams, strandedness, reference):
+        bais = [f"{bam}.bai" for bam in bams if os.path.exists(f"{bam}.bai")]
+        return [{"id": species}, fasta, gff3 or [], bams, bais, strandedness or p["strandedness"], reference or []]
+
+    if p.get("input"):
+        with open(p["input"], newline="") as sheet:
+            return [row(r["species"].strip(), r["fasta"].strip(), (r.get("gff3") or "").strip(),
+                        [b.strip() for b in (r.get("bam") or "").split(";") if b.strip()],
+                        (r.get("strandedness") or "").strip(), (r.get("reference_gff3") or "").strip())
+                    for r in csv.DictReader(sheet)]
+    if not p["fasta"]:
+        return []
+    bams = [f for pattern in str(p["bam"] or "").split(",") if pattern.strip() for f in sorted(glob.glob(pattern.strip()))]
+    return [row(p["species"], p["fasta"], p["gff3"], bams, p["strandedness"], p["reference_gff3"])]
+
+
 def pipeline(params):
-    """main.nf's workflow for one species, as a generator: yields a Task (process, module, inputs)
-    and receives back its emits. Kept in step with main.nf by test_plan_covers_main_nf."""
+    """main.nf's workflow as a generator: yields each Task (process, module, inputs) in an order
+    Nextflow could run them, and receives back its emits. Kept in step with main.nf by
+    test_plan_covers_main_nf and by reading both side by side."""
     p = params
-    meta = {"id": p["species"] or "training"}
+    rows = genome_rows(p)
+    ids = [r[0]["id"] for r in rows]
+    by_id = dict(zip(ids, rows))
+    labelled = [r for r in rows if r[2] or p["pseudolabels"]]
+    coverage = any(r[3] for r in labelled)
+    assert not coverage or all(r[3] for r in labelled), "main.nf stops: BAMs for all labelled genomes or none"
+    assert not p["train_data_dir"], "the plan does not cover --train_data_dir"
     model = None
     if p["model"]:
         model = p["model"]
     elif p["lineage"]:
         model = (yield Task("FETCH_HELIXER_MODELS", "fetch_helixer_models", [[{"id": p["lineage"]}, p["lineage"]]]))["model"][1]
-    labels = genome_h5 = fasta = None
-    gene_models = []
-    if p["fasta"]:
-        fasta = [meta, p["fasta"]]
-        genome_h5 = (yield Task("FASTA2H5", "fasta2h5", [fasta]))["h5"]
-        if p["model"] or p["pseudolabels"]:
-            predictions = (yield Task("HYBRIDMODEL_PREDICT", "hybridmodel_predict", [genome_h5 + [model]]))["predictions"]
-            gene_models.append((yield Task("HELIXER_POST", "helixer_post", [genome_h5 + predictions[1:]]))["gff3"])
-        else:
-            gene_models.append((yield Task("HELIXER", "helixer", [fasta, model if p["lineage"] else []]))["gff3"])
-        if p["gff3"]:
-            db = (yield Task("ANNOTATION_TO_H5:IMPORT2GEENUFF", "import2geenuff", [[meta, p["gff3"], p["fasta"]]]))["db"]
-            labels = (yield Task("ANNOTATION_TO_H5:GEENUFF2H5", "geenuff2h5", [db]))["h5"]
-        elif p["pseudolabels"]:
-            db = (yield Task("PSEUDOLABELS_TO_H5:IMPORT2GEENUFF", "import2geenuff",
-                             [gene_models[0] + [p["fasta"]]]))["db"]
-            pseudolabels = (yield Task("PSEUDOLABELS_TO_H5:GEENUFF2H5", "geenuff2h5", [db]))["h5"]
-            labels = (yield Task("FILTER_TO_MOST_CERTAIN", "filter_to_most_certain",
-                                 [pseudolabels + predictions[1:] + genome_h5[1:]]))["h5"]
-        if p["bam"]:
-            bams = sorted(f for pattern in str(p["bam"]).split(",") for f in glob.glob(pattern.strip()))
-            bais = [f"{bam}.bai" for bam in bams if os.path.exists(f"{bam}.bai")]
-            labels = (yield Task("ADD_NGS_COVERAGE", "add_ngs_coverage",
-                                 [[meta, labels[1], bams, bais], p["strandedness"]]))["h5"]
-    assert not p["train_data_dir"], "the plan does not cover --train_data_dir"
+
+    genome_h5, predictions, gene_models, labels = {}, {}, {i: [] for i in ids}, {}
+    for i in ids:
+        genome_h5[i] = (yield Task("FASTA2H5", "fasta2h5", [[by_id[i][0], by_id[i][1]]]))["h5"]
+    if rows and (p["model"] or p["pseudolabels"]):
+        for i in ids:
+            predictions[i] = (yield Task("HYBRIDMODEL_PREDICT", "hybridmodel_predict", [genome_h5[i] + [model]]))["predictions"]
+            gene_models[i].append((yield Task("HELIXER_POST", "helixer_post", [genome_h5[i] + predictions[i][1:]]))["gff3"])
+    elif rows:
+        for i in ids:
+            helixer = yield Task("HELIXER", "helixer", [[by_id[i][0], by_id[i][1]], model if p["lineage"] else []])
+            gene_models[i].append(helixer["gff3"])
+    for meta, fasta, gff3, *_ in rows:
+        if gff3:
+            db = (yield Task("ANNOTATION_TO_H5:IMPORT2GEENUFF", "import2geenuff", [[meta, gff3, fasta]]))["db"]
+            labels[meta["id"]] = (yield Task("ANNOTATION_TO_H5:GEENUFF2H5", "geenuff2h5", [db]))["h5"]
+    if rows and p["pseudolabels"]:
+        for meta, fasta, gff3, *_ in rows:
+            if not gff3:
+                i = meta["id"]
+                db = (yield Task("PSEUDOLABELS_TO_H5:IMPORT2GEENUFF", "import2geenuff", [gene_models[i][0] + [fasta]]))["db"]
+                pseudolabels = (yield Task("PSEUDOLABELS_TO_H5:GEENUFF2H5", "geenuff2h5", [db]))["h5"]
+                labels[i] = (yield Task("FILTER_TO_MOST_CERTAIN", "filter_to_most_certain",
+                                        [pseudolabels + predictions[i][1:] + genome_h5[i][1:]]))["h5"]
+    if rows and coverage:
+        for i in [i for i in ids if i in labels]:
+            meta, _, _, bams, bais, strandedness, _ = by_id[i]
+            labels[i] = (yield Task("ADD_NGS_COVERAGE", "add_ngs_coverage",
+                                    [[meta, labels[i][1], bams, bais], strandedness]))["h5"]
+    sets = []
+    for i in sorted(labels):
+        split = yield Task("N90_TRAIN_VAL_SPLIT", "n90_train_val_split", [labels[i]])
+        sets.append((split["training"][1], split["validation"][1]))
+    tuned_id = ids[0] if len(ids) == 1 else "multi_species"
     tuned = None
-    if labels:
-        split = yield Task("N90_TRAIN_VAL_SPLIT", "n90_train_val_split", [labels])
+    if sets:
         pretrained = [{"id": "pretrained"}, model] if p["model"] or p["lineage"] else [{"id": "none"}, []]
         tuned = (yield Task("HYBRIDMODEL_TRAIN", "hybridmodel_train",
-                            [[meta, split["training"][1], split["validation"][1]], pretrained]))["model"]
-    if p["fasta"] and not p["bam"] and tuned:
-        predictions = (yield Task("PREDICT_TUNED", "hybridmodel_predict", [genome_h5 + tuned[1:]]))["predictions"]
-        gene_models.append((yield Task("POST_TUNED", "helixer_post", [genome_h5 + predictions[1:]]))["gff3"])
-    if p["fasta"] and p["reference_gff3"]:
-        gff3s = [m[1] for m in gene_models]
-        yield Task("COMPARE_ANNOTATIONS", "compare_annotations", [[meta, p["reference_gff3"], gff3s, [], p["fasta"]]])
+                            [[{"id": tuned_id, "coverage": coverage}, [t for t, _ in sets], [v for _, v in sets]],
+                             pretrained]))["model"]
+    if rows and not coverage and tuned:
+        for i in ids:
+            tuned_predictions = (yield Task("PREDICT_TUNED", "hybridmodel_predict", [genome_h5[i] + tuned[1:]]))["predictions"]
+            gene_models[i].append((yield Task("POST_TUNED", "helixer_post", [genome_h5[i] + tuned_predictions[1:]]))["gff3"])
+    for meta, fasta, _, _, _, _, reference in rows:
+        if reference:
+            gff3s = [m[1] for m in gene_models[meta["id"]]]
+            yield Task("COMPARE_ANNOTATIONS", "compare_annotations", [[meta, reference, gff3s, [], fasta]])
 
 
 def run_pipeline(params, workdir, profile="test", stub=False, env=None):
@@ -433,7 +471,23 @@ SCENARIOS = {
     "test": {},  # as conf/test.config: pseudolabels of the lineage's model, RNA-seq coverage
     "test_gff3": {"gff3": str(ROOT / "example" / "spombe_chrI_1-100000.gff3.gz"), "pseudolabels": False,
                   "bam": None},  # labels from an annotation, Helixer.py, the tuned model annotates
+    # --input with two genomes (annotated / pseudolabelled, both with RNA-seq): one model tuned on both
+    "samplesheet": {"input": "{workdir}/samplesheet.csv", "fasta": None, "species": None, "bam": None,
+                    "reference_gff3": None},
 }
+
+
+def scenario_params(name, workdir):
+    """The test profile's params with a scenario's changes; writes the scenario's samplesheet."""
+    params = params_for("test", {k: v.format(workdir=workdir) if isinstance(v, str) else v
+                                 for k, v in SCENARIOS[name].items()})
+    if params.get("input"):
+        example = ROOT / "example" / "spombe_chrI_1-100000"
+        pathlib.Path(params["input"]).write_text(
+            "species,fasta,gff3,bam,strandedness,reference_gff3\n"
+            f"spombe_annotated,{example}.fa.gz,{example}.gff3.gz,{example}.bam,,{example}.gff3.gz\n"
+            f"spombe_pseudo,{example}.fa.gz,,{example}.bam,second-read-is-sense-strand,{example}.gff3.gz\n")
+    return params
 
 
 def process_calls():
@@ -458,5 +512,6 @@ def process_calls():
 if __name__ == "__main__":  # by hand: render.py WORKDIR [SCENARIO] [--stub]
     env = dict(os.environ, PATH=f"{pathlib.Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}")
     names = [a for a in sys.argv[2:] if not a.startswith("--")] or ["test"]
-    for t in run_pipeline(params_for("test", SCENARIOS[names[0]]), sys.argv[1], stub="--stub" in sys.argv, env=env):
+    pathlib.Path(sys.argv[1]).mkdir(parents=True)
+    for t in run_pipeline(scenario_params(names[0], sys.argv[1]), sys.argv[1], stub="--stub" in sys.argv, env=env):
         print(t.process, t.emits)

@@ -11,7 +11,7 @@ import pytest
 
 from nf_parse import ROOT, parse_module
 from render import (JAR, SCENARIOS, Groovy, TaskFailed, ext_expressions, groovy_available, params_for,
-                    process_calls, render, run_pipeline, stage_names)
+                    process_calls, render, run_pipeline, scenario_params, stage_names)
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -36,9 +36,11 @@ def env():
 
 @pytest.fixture(scope="module")
 def stub_runs(groovy, env, tmp_path_factory):
-    return {name: run_pipeline(params_for("test", overrides), tmp_path_factory.mktemp(f"stub_{name}"),
-                               stub=True, env=env)
-            for name, overrides in SCENARIOS.items()}
+    runs = {}
+    for name in SCENARIOS:
+        workdir = tmp_path_factory.mktemp(f"stub_{name}")
+        runs[name] = run_pipeline(scenario_params(name, workdir), workdir, stub=True, env=env)
+    return runs
 
 
 @pytest.mark.parametrize("pattern, sources, expected", [
@@ -113,9 +115,14 @@ def test_stub_blocks_run(stub_runs, scenario):
 def test_script_blocks_run_on_example(groovy, env, tmp_path, scenario):
     """The real commands, in main.nf's order, on the bundled example: each exits 0 and leaves
     every output it declares, none empty (checked in run_task)."""
-    tasks = run_pipeline(params_for("test", SCENARIOS[scenario]), tmp_path, env=env)
-    by_name = {task.process: task for task in tasks}
-    gff3 = pathlib.Path(by_name["HELIXER_POST" if "HELIXER_POST" in by_name else "HELIXER"].emits["gff3"][1])
-    assert "\tgene\t" in gff3.read_text(), f"{gff3}: no genes"
-    report = json.loads(pathlib.Path(by_name["COMPARE_ANNOTATIONS"].emits["json"][1]).read_text())
-    assert len(report["predictions"]) == len([t for t in tasks if "gff3" in t.emits])
+    tasks = run_pipeline(scenario_params(scenario, tmp_path), tmp_path, env=env)
+    first = next(t for t in tasks if t.process in ("HELIXER_POST", "HELIXER"))
+    assert "\tgene\t" in pathlib.Path(first.emits["gff3"][1]).read_text(), f"{first.process}: no genes"
+    genomes = {t.emits["h5"][0]["id"] for t in tasks if t.process == "FASTA2H5"}
+    reports = [t for t in tasks if t.process == "COMPARE_ANNOTATIONS"]
+    assert {t.emits["json"][0]["id"] for t in reports} == genomes, "one comparison per genome"
+    for report in reports:
+        compared = json.loads(pathlib.Path(report.emits["json"][1]).read_text())["predictions"]
+        annotations = [t for t in tasks if "gff3" in (t.emits or {}) and t.emits["gff3"][0] == report.emits["json"][0]]
+        assert len(compared) == len(annotations), "every model's gene models of the genome are compared"
+    assert len([t for t in tasks if t.process == "HYBRIDMODEL_TRAIN"]) == 1, "one model, tuned on every genome"
