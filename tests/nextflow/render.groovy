@@ -5,6 +5,7 @@
 //   file values: {"__file__": "stage/name"} (one file: a Path) or {"__files__": [...]} (none or several:
 //   a blank-separated list)
 //   answer:  {command, outputs} or {error}
+// or {functions: Groovy source, call: expression} -> {value} (main.nf's functions, e.g. samplesheetRows)
 import groovy.json.JsonOutput
 import groovy.json.JsonSlurper
 import java.nio.file.Paths
@@ -61,11 +62,66 @@ def render(Map request) {
     return [command: command.toString(), outputs: outputs]
 }
 
+/** Stand-in for Nextflow's file(): a path that also reads a CSV the way splitCsv(header: true)
+ *  does for plain files (no quoted fields). */
+class NfPath {
+    @Delegate
+    java.nio.file.Path path
+
+    boolean exists() { java.nio.file.Files.exists(path) }
+    String getName() { path.fileName.toString() }
+    String toString() { path.toString() }
+
+    List<Map> splitCsv(Map options) {
+        def lines = path.toFile().readLines().findAll { line -> line.trim() }
+        def header = lines[0].split(',', -1)*.trim()
+        return lines.drop(1).collect { line ->
+            def cells = line.split(',', -1)
+            [header, header.indices.collect { i -> i < cells.size() ? cells[i] : null }].transpose().collectEntries()
+        }
+    }
+}
+
+/** Calls a function of main.nf (request: {functions: source, call: expression}) with file(),
+ *  files() and error() as Nextflow has them; paths come back as strings. */
+def callFunction(Map request) {
+    def binding = new Binding()
+    def file = { Map options = [:], name ->
+        def found = new NfPath(path: Paths.get(name.toString()))
+        if (options.checkIfExists && !found.exists()) {
+            throw new ProcessError("No such file: ${name}")
+        }
+        found
+    }
+    binding.setVariable('file', file)
+    binding.setVariable('files', { Map options = [:], pattern ->
+        def parent = Paths.get(pattern.toString()).parent ?: Paths.get('.')
+        def matcher = java.nio.file.FileSystems.default.getPathMatcher("glob:${Paths.get(pattern.toString()).fileName}")
+        def found = parent.toFile().listFiles().findAll { f -> matcher.matches(f.toPath().fileName) }
+            .collect { f -> new NfPath(path: f.toPath()) }
+        if (options.checkIfExists && !found) {
+            throw new ProcessError("No files match: ${pattern}")
+        }
+        found
+    })
+    binding.setVariable('error', { message -> throw new ProcessError(message.toString()) })
+    def result = new GroovyShell(binding).evaluate(request.functions + '\n' + request.call)
+    def plain
+    plain = { value ->
+        value instanceof NfPath ? value.toString()
+            : value instanceof Map ? value.collectEntries { k, v -> [k, plain(v)] }
+            : value instanceof Collection ? value.collect { v -> plain(v) }
+            : value
+    }
+    return [value: plain(result)]
+}
+
 def slurper = new JsonSlurper()
 System.in.eachLine { line ->
     def answer
     try {
-        answer = render(slurper.parseText(line))
+        def request = slurper.parseText(line)
+        answer = request.call ? callFunction(request) : render(request)
     }
     catch (Throwable e) {
         answer = [error: "${e.class.simpleName}: ${e.message}".toString()]

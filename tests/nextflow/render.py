@@ -47,6 +47,12 @@ class Groovy:
         assert line, "the Groovy renderer stopped (see stderr)"
         return json.loads(line)
 
+    def call(self, expression):
+        """Value of expression, calling the functions main.nf defines after its workflow."""
+        main = (ROOT / "main.nf").read_text()
+        functions = main[re.search(r"^def \w+\(", main, re.M).start():]
+        return self.render({"functions": functions, "call": expression})
+
     def close(self):
         self.proc.stdin.close()
         self.proc.wait(timeout=30)

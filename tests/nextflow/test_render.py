@@ -10,8 +10,8 @@ import sys
 import pytest
 
 from nf_parse import ROOT, parse_module
-from render import (JAR, SCENARIOS, Groovy, TaskFailed, ext_expressions, groovy_available, params_for,
-                    process_calls, render, run_pipeline, scenario_params, stage_names)
+from render import (JAR, SCENARIOS, Groovy, TaskFailed, ext_expressions, genome_rows, groovy_available,
+                    params_for, process_calls, render, run_pipeline, scenario_params, stage_names)
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -93,6 +93,36 @@ def test_bad_value_fails_rendering(groovy):
     with pytest.raises(TaskFailed, match="strandedness must be"):
         render(groovy, module, "ADD_NGS_COVERAGE", {"meta": {"id": "sp"}, "h5": {"__file__": "x.h5"},
                "bams": {"__file__": "a.bam"}, "bais": {"__files__": []}, "strandedness": "reverse"}, params_for("test"))
+
+
+def test_main_nf_rows_match_the_plan(groovy, tmp_path):
+    """main.nf's own samplesheetRows() and genomeRow(), run by Groovy, give the rows render.py's
+    plan starts from: the two-genome samplesheet and the test profile's single genome."""
+    sheet = scenario_params("samplesheet", tmp_path)
+    rows = groovy.call(f"samplesheetRows('{sheet['input']}', '{sheet['strandedness']}')")
+    assert rows == {"value": genome_rows(sheet)}
+    p = params_for("test")
+    args = ", ".join("null" if p[k] is None else f"'{p[k]}'"
+                     for k in ("species", "fasta", "gff3", "bam", "strandedness", "reference_gff3"))
+    assert groovy.call(f"genomeRow({args})") == {"value": genome_rows(p)[0]}
+
+
+FASTA = ROOT / "example" / "spombe_chrI_1-100000.fa.gz"
+
+
+@pytest.mark.parametrize("rows, message", [
+    ([f"sp_a,{FASTA}", f"sp_a,{FASTA}"], "line 3: species sp_a is given twice"),
+    ([f"sp-a,{FASTA}"], "line 2: species 'sp-a' must be letters, digits and _"),
+    (["sp_a,"], "line 2: no fasta"),
+    ([f"sp_a,{FASTA},,,reverse"], "line 2: strandedness must be"),
+    ([f"sp_a,{FASTA},,missing.bam"], "No such file: missing.bam"),
+    ([], "sheet.csv: no genomes"),
+])
+def test_bad_samplesheet_stops_main_nf(groovy, tmp_path, rows, message):
+    sheet = tmp_path / "sheet.csv"
+    sheet.write_text("\n".join(["species,fasta,gff3,bam,strandedness"] + rows) + "\n")
+    answer = groovy.call(f"samplesheetRows('{sheet}', 'unstranded')")
+    assert message in answer.get("error", ""), answer
 
 
 @pytest.mark.slow
