@@ -1,13 +1,15 @@
 """Run the pipeline's processes without Nextflow: each module's `script:` (or `stub:`) block is
 rendered by a real Groovy engine (the one inside the Nextflow language server jar) with the task,
 inputs and params Nextflow would give it, then run with bash in a work directory holding the staged
-inputs, and its declared outputs are checked.
+inputs, and its declared outputs are checked. pipeline() is main.nf's workflow for one parameter
+set (a samplesheet's rows come from main.nf's own samplesheetRows(), run in Groovy).
 
 What Nextflow itself does here is imitated on purpose, and only that: `withName` selectors of
-conf/*.config match the process name (an `include ... as ALIAS` is matched by ALIAS), `ext.args`
-closures see `params`, path inputs are staged by their `stageAs` pattern (a single file is a path,
-several are a blank-separated list), the shell is `bash -euo pipefail`, and `eval()` outputs run
-after the command.
+conf/*.config match the process name (an `include ... as ALIAS` is matched by ALIAS), `ext.*`
+closures see `params` and the task's inputs, path inputs are staged by their `stageAs` pattern (one
+file is a path, none or several a blank-separated list) and left out of output globs, the shell is
+conf/base.config's `bash -euo pipefail`, and `eval()` outputs run after the command (stubs too).
+Not imitated: `when:` blocks, memory/time limits, retries, publishDir, containers.
 """
 import csv
 import dataclasses
@@ -267,7 +269,6 @@ class Task:
     process: str         # name as Nextflow knows it (alias, with the subworkflow: WF:NAME)
     module: str          # modules/<module>/main.nf
     inputs: list         # one value per input declaration (a list for a tuple)
-    work: pathlib.Path = None
     command: str = ""
     emits: dict = None
 
@@ -322,7 +323,6 @@ def run_task(groovy, task, work, params, profile="test", stub=False, env=None):
         tail = (work / ".command.log").read_text()[-3000:]
         raise TaskFailed(f"{task.process}: exit {done.returncode}\n--- .command.sh\n{task.command}--- output\n{tail}")
     task.emits = _collect(task, work, outputs, iter(patterns), variables, env, stub)
-    task.work = work
     return task
 
 
