@@ -24,6 +24,10 @@
  *   + --reference_gff3 R.gff3                       COMPARE_ANNOTATIONS: the given and the tuned
  *                                                   model's gene models against these reference
  *                                                   genes (HTML/JSON/TSV report)
+ *   or --input samplesheet.csv                      several genomes, one row each (columns species,
+ *                                                   fasta, gff3, bam, strandedness, reference_gff3;
+ *                                                   BAMs separated by ';'): each processed as above,
+ *                                                   one model tuned on all of them
  *
  * Options of the steps live in conf/modules.config (ext.args); resources in conf/base.config.
  */
@@ -45,8 +49,11 @@ include { FETCH_HELIXER_MODELS                     } from './modules/fetch_helix
 
 workflow {
     main:
-    if (!params.fasta && !params.train_data_dir) {
-        error("Give the genome with --fasta <genome.fa[.gz]> --species <name> (or ready training data with --train_data_dir)")
+    if (!params.fasta && !params.input && !params.train_data_dir) {
+        error("Give the genome with --fasta <genome.fa[.gz]> --species <name>, several with --input <samplesheet.csv> (or ready training data with --train_data_dir)")
+    }
+    if (params.fasta && params.input) {
+        error("Give one genome with --fasta or several with --input, not both")
     }
     if (params.fasta && !params.species) {
         error("Give the species name with --species <name> (letters, digits, _; at most 25 characters)")
@@ -54,7 +61,15 @@ workflow {
     if (params.pseudolabels && !params.model && !params.lineage) {
         error("--pseudolabels needs --model or --lineage: the labels are the model's own most confident predictions")
     }
-    def meta = [id: params.species ?: 'training']
+    // One row per genome: [meta, fasta, gff3 or [], bams, bais, strandedness, reference gff3 or []]
+    def rows = params.input
+        ? samplesheetRows(params.input, params.strandedness)
+        : params.fasta ? [genomeRow(params.species, params.fasta, params.gff3, params.bam, params.strandedness, params.reference_gff3)] : []
+    def labelled = rows.findAll { row -> row[2] || params.pseudolabels }
+    def coverage = labelled.any { row -> row[3] }
+    if (coverage && !labelled.every { row -> row[3] }) {
+        error("Fine-tuning with coverage needs BAMs for every genome with labels: give them for all or none")
+    }
 
     // The pretrained model: the given file, or the best released model of --lineage (fetched once)
     ch_model = channel.empty()
@@ -66,12 +81,11 @@ workflow {
         ch_model = FETCH_HELIXER_MODELS.out.model.map { _m, model -> model }.first()
     }
 
-    ch_labels = channel.empty()  // tuple(meta, labels.h5): training matrices of the species
+    ch_labels = channel.empty()  // tuple(meta, labels.h5): training matrices of each species
     ch_genome_h5 = channel.empty()
-    ch_gene_models = channel.empty()  // tuple(meta, gff3) of every model that annotated the genome
-    if (params.fasta) {
-        ch_fasta = channel.fromPath(params.fasta, checkIfExists: true).map { fasta -> [meta, fasta] }
-
+    ch_gene_models = channel.empty()  // tuple(meta, gff3) of every model that annotated a genome
+    ch_fasta = channel.fromList(rows).map { row -> [row[0], row[1]] }
+    if (rows) {
         // Genome FASTA -> Helixer HDF5 (data/X, seqids, species, start_ends)
         FASTA2H5(ch_fasta)
         ch_genome_h5 = FASTA2H5.out.h5
@@ -92,34 +106,42 @@ workflow {
             ch_gene_models = ch_gene_models.mix(HELIXER.out.gff3)
         }
 
-        // Labels from an existing annotation ...
-        if (params.gff3) {
-            ANNOTATION_TO_H5(ch_fasta.map { m, fasta -> [m, file(params.gff3, checkIfExists: true), fasta] })
-            ch_labels = ANNOTATION_TO_H5.out.h5
-        }
-        // ... or from the model's own most confident predictions (pseudolabels)
-        else if (params.pseudolabels) {
-            PSEUDOLABELS_TO_H5(HELIXER_POST.out.gff3.join(ch_fasta))
+        // Labels from a genome's existing annotation ...
+        ANNOTATION_TO_H5(channel.fromList(rows.findAll { row -> row[2] }).map { row -> [row[0], row[2], row[1]] })
+        ch_labels = ANNOTATION_TO_H5.out.h5
+        // ... or, without one, from the model's own most confident predictions (pseudolabels)
+        if (params.pseudolabels) {
+            ch_unannotated = channel.fromList(rows.findAll { row -> !row[2] }).map { row -> [row[0], row[1]] }
+            PSEUDOLABELS_TO_H5(HELIXER_POST.out.gff3.join(ch_unannotated))
             FILTER_TO_MOST_CERTAIN(PSEUDOLABELS_TO_H5.out.h5.join(HYBRIDMODEL_PREDICT.out.predictions).join(ch_genome_h5))
-            ch_labels = FILTER_TO_MOST_CERTAIN.out.h5
+            ch_labels = ch_labels.mix(FILTER_TO_MOST_CERTAIN.out.h5)
         }
 
         // Optional RNA-seq coverage (one column per BAM, in the order given) for coverage fine-tuning
-        if (params.bam) {
-            def bams = params.bam.toString().tokenize(',').collect { pattern -> files(pattern.trim(), checkIfExists: true).sort() }.flatten()
-            def bais = bams.collect { bam -> file("${bam}.bai") }.findAll { bai -> bai.exists() }
-            ADD_NGS_COVERAGE(ch_labels.map { m, h5 -> [m, h5, bams, bais] }, params.strandedness)
+        if (coverage) {
+            ch_coverage = ch_labels
+                .join(channel.fromList(rows).map { row -> [row[0], row[3], row[4], row[5]] })
+                .multiMap { m, h5, bams, bais, strandedness ->
+                    data: [m, h5, bams, bais]
+                    strandedness: strandedness
+                }
+            ADD_NGS_COVERAGE(ch_coverage.data, ch_coverage.strandedness)
             ch_labels = ADD_NGS_COVERAGE.out.h5
         }
     }
 
-    // Whole sequences (or blocks of them) to training or validation
+    // Whole sequences (or blocks of them) to training or validation, per genome; one model is
+    // tuned on the sets of all genomes (meta.coverage: with their RNA-seq coverage)
     N90_TRAIN_VAL_SPLIT(ch_labels)
+    def tuned_id = rows.size() == 1 ? rows[0][0].id : 'multi_species'
     ch_train_sets = N90_TRAIN_VAL_SPLIT.out.training.join(N90_TRAIN_VAL_SPLIT.out.validation)
+        .toSortedList { a, b -> a[0].id <=> b[0].id }
+        .filter { sets -> sets }
+        .map { sets -> [[id: tuned_id, coverage: coverage], sets.collect { set -> set[1] }, sets.collect { set -> set[2] }] }
     if (params.train_data_dir) {
         ch_training = channel.fromPath("${params.train_data_dir}/training_data*.h5", checkIfExists: true).collect()
         ch_validation = channel.fromPath("${params.train_data_dir}/validation_data*.h5", checkIfExists: true).collect()
-        ch_train_sets = ch_train_sets.mix(ch_training.map { files -> [meta, files] }.join(ch_validation.map { files -> [meta, files] }))
+        ch_train_sets = ch_train_sets.mix(ch_training.combine(ch_validation.map { files -> [files] }).map { training, validation -> [[id: 'training'], training, validation] })
     }
 
     // Train, or fine-tune the given or fetched model (the mode is ext.args in conf/modules.config)
@@ -129,24 +151,24 @@ workflow {
     HYBRIDMODEL_TRAIN(ch_train_sets, ch_pretrained)
     HYBRIDMODEL_TRAIN.out.model.view { m, model -> "tuned model of ${m.id}: ${model}" }
 
-    // Annotate the genome with the tuned model
-    if (params.fasta && !params.bam) {
-        PREDICT_TUNED(ch_genome_h5.join(HYBRIDMODEL_TRAIN.out.model))
+    // Annotate each genome with the tuned model (a model tuned with coverage needs coverage at
+    // inference: run HybridModel.py as documented)
+    if (rows && !coverage) {
+        PREDICT_TUNED(ch_genome_h5.combine(HYBRIDMODEL_TRAIN.out.model.filter { m, _model -> !labelled || m.id == tuned_id }.map { _m, model -> model }))
         POST_TUNED(ch_genome_h5.join(PREDICT_TUNED.out.predictions))
         POST_TUNED.out.gff3.view { m, gff3 -> "gene models of ${m.id} (tuned model): ${gff3}" }
         ch_gene_models = ch_gene_models.mix(POST_TUNED.out.gff3)
     }
 
-    // With reference genes: how the given and the tuned model compare with them (one report)
-    if (params.fasta && params.reference_gff3) {
-        ch_reference = channel.fromPath(params.reference_gff3, checkIfExists: true)
+    // With reference genes: how the given and the tuned model compare with them (one report per genome)
+    def references = rows.findAll { row -> row[6] }
+    if (references) {
         COMPARE_ANNOTATIONS(
             ch_gene_models.groupTuple()
-                .combine(ch_reference)
-                .join(ch_fasta)
+                .join(channel.fromList(references).map { row -> [row[0], row[6], row[1]] })
                 .map { m, gff3s, reference, fasta -> [m, reference, gff3s, [], fasta] }
         )
-        COMPARE_ANNOTATIONS.out.html.view { _m, html -> "comparison with the reference genes: ${html}" }
+        COMPARE_ANNOTATIONS.out.html.view { m, html -> "comparison with the reference genes of ${m.id}: ${html}" }
     }
 
     // Versions of every tool that ran, from the `versions` topic channel, once.
@@ -154,4 +176,51 @@ workflow {
         .map { process, tool, version -> "${process.tokenize(':').last()}:\n  ${tool}: ${version}" }
         .unique()
         .collectFile(name: 'software_versions.yml', storeDir: "${params.outdir}/pipeline_info", newLine: true, sort: true)
+}
+
+// The genome of --fasta/--species/--gff3/--bam/--strandedness/--reference_gff3 as a samplesheet row
+def genomeRow(species, fasta, gff3, bam, strandedness, reference_gff3) {
+    def bams = bam
+        ? bam.toString().tokenize(',').collect { pattern -> files(pattern.trim(), checkIfExists: true).sort() }.flatten()
+        : []
+    return [[id: species], file(fasta, checkIfExists: true), gff3 ? file(gff3, checkIfExists: true) : [], bams,
+            indexes(bams), strandedness, reference_gff3 ? file(reference_gff3, checkIfExists: true) : []]
+}
+
+// Rows of --input (CSV with a header: species,fasta[,gff3][,bam][,strandedness][,reference_gff3];
+// several BAMs separated by ';'; strandedness defaults to --strandedness), checked with the line
+// named in every error
+def samplesheetRows(path, defaultStrandedness) {
+    def sheet = file(path, checkIfExists: true)
+    def rows = []
+    sheet.splitCsv(header: true).eachWithIndex { row, i ->
+        def where = "${sheet.name} line ${i + 2}"
+        def species = row.species?.trim()
+        if (!(species ==~ /[A-Za-z0-9_]{1,25}/)) {
+            error("${where}: species '${species ?: ''}' must be letters, digits and _ (at most 25 characters)")
+        }
+        if (rows.any { other -> other[0].id == species }) {
+            error("${where}: species ${species} is given twice")
+        }
+        if (!row.fasta?.trim()) {
+            error("${where}: no fasta")
+        }
+        def strandedness = row.strandedness?.trim() ?: defaultStrandedness
+        if (!(strandedness in ['second-read-is-sense-strand', 'first-read-is-sense-strand', 'unstranded'])) {
+            error("${where}: strandedness must be second-read-is-sense-strand, first-read-is-sense-strand or unstranded, not '${strandedness}'")
+        }
+        def bams = (row.bam ?: '').tokenize(';').collect { bam -> file(bam.trim(), checkIfExists: true) }
+        rows << [[id: species], file(row.fasta.trim(), checkIfExists: true),
+                 row.gff3?.trim() ? file(row.gff3.trim(), checkIfExists: true) : [], bams, indexes(bams), strandedness,
+                 row.reference_gff3?.trim() ? file(row.reference_gff3.trim(), checkIfExists: true) : []]
+    }
+    if (!rows) {
+        error("${sheet.name}: no genomes")
+    }
+    return rows
+}
+
+// The .bai beside each BAM, where there is one
+def indexes(bams) {
+    return bams.collect { bam -> file("${bam}.bai") }.findAll { bai -> bai.exists() }
 }

@@ -20,13 +20,14 @@ process ADD_NGS_COVERAGE {
     if (!(strandedness in ['second-read-is-sense-strand', 'first-read-is-sense-strand', 'unstranded'])) {
         error("ADD_NGS_COVERAGE: strandedness must be second-read-is-sense-strand, first-read-is-sense-strand or unstranded, not '${strandedness}'")
     }
-    // The staged input h5 is a link into another task's work directory: never change it in place.
+    // ${bams}: one BAM is a path, several a blank-separated list (a path's .join() would split its
+    // directories). The staged input h5 is a link into another task's work directory: never change it in place.
     """
     cp -L ${h5} ${prefix}.h5
     add_ngs_coverage.py \\
         --h5-data ${prefix}.h5 \\
         --species ${meta.id} \\
-        --bam ${bams.join(' ')} \\
+        --bam ${bams} \\
         --${strandedness} \\
         --threads ${task.cpus} \\
         ${args} \\

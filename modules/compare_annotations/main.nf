@@ -5,7 +5,7 @@ process COMPARE_ANNOTATIONS {
     container 'quay.io/helixtune/helixtune:0.1.0'
 
     input:
-    tuple val(meta), path(reference, stageAs: 'reference/*'), path(predictions, stageAs: 'predictions/*'), path(prediction_data, stageAs: 'prediction_data/*'), path(fasta, stageAs: 'genome/*')
+    tuple val(meta), path(reference, stageAs: 'reference/*'), path(predictions, stageAs: 'predictions/?/*'), path(prediction_data, stageAs: 'prediction_data/*'), path(fasta, stageAs: 'genome/*')
 
     output:
     tuple val(meta), path("${prefix}/report.html"), emit: html
