@@ -6,23 +6,22 @@
 #   example/run_finetuning.sh [OUTPUT_DIR]        (default: helixtune_example/)
 #
 # Every command is printed before it runs, ready to copy. Environment: THREADS (default 2),
-# EPOCHS (fine-tuning epochs, default 15), PATH must hold the helixtune executables.
+# EPOCHS (fine-tuning epochs at most, default 150; each takes well under a second here), PATH
+# must hold the helixtune executables.
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 out=${1:-helixtune_example}
 threads=${THREADS:-2}
-epochs=${EPOCHS:-15}
+epochs=${EPOCHS:-150}
 fasta=$here/spombe_chrI_1-100000.fa.gz
 bam=$here/spombe_chrI_1-100000.bam
 truth_gff3=$here/spombe_chrI_1-100000.gff3.gz
 species=spombe_example
 L=5346  # subsequence length: 100 kb in 19 rows per strand (a multiple of the pool size 9)
-# HelixerPost thresholds: the small demonstration model is far less confident than the released
-# models (its genic probabilities stay below 0.77 here), so the peak and edge thresholds are
-# lowered from Helixer.py's 0.8 and 0.1; with a released model keep the defaults.
-edge=0.4
-peak=0.65
+# HelixerPost thresholds: Helixer.py's defaults
+edge=0.1
+peak=0.8
 export HELIXTUNE_THREADS=$threads
 
 run() {  # print the command (quoted, copyable), then run it
@@ -62,11 +61,11 @@ run n90_train_val_split.py -i "$out/pseudolabels_filtered.h5" -o "$out/train/" \
 
 echo "== 4. Fine-tune the final layer of the default model: on the sequence, and with coverage"
 run HybridModel.py -d "$out/train" --load-model-path "$default_model" --resume-training \
-  --fine-tune --predict-phase --learning-rate 1e-3 --epochs "$epochs" --patience 10 \
+  --fine-tune --predict-phase --learning-rate 3e-3 --epochs "$epochs" --patience 30 \
   --batch-size 4 --val-test-batch-size 8 --seed 1 --save-model-path "$out/tuned.h5" --quiet
 run HybridModel.py -d "$out/train" --load-model-path "$default_model" --resume-training \
-  --fine-tune --predict-phase --input-coverage --coverage-norm log --learning-rate 1e-3 \
-  --epochs "$epochs" --patience 10 --batch-size 4 --val-test-batch-size 8 --seed 1 \
+  --fine-tune --predict-phase --input-coverage --coverage-norm log --learning-rate 3e-3 \
+  --epochs "$epochs" --patience 30 --batch-size 4 --val-test-batch-size 8 --seed 1 \
   --save-model-path "$out/tuned_coverage.h5" --quiet
 
 echo "== 5. Annotate with the tuned model"
