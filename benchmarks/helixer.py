@@ -16,6 +16,8 @@ import gzip
 import json
 import os
 import pathlib
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -138,6 +140,10 @@ def main():
                              "cpu_s": round(cpu, 1),
                              "peak_temporary_mb": round(peak / 2**20, 2)}
         result["identical_gff3"] = one_gff.read_bytes() == steps_gff.read_bytes()
+        if shutil.which("gt"):  # Debian's genometools
+            check = subprocess.run(["gt", "gff3validator", one_gff], capture_output=True,
+                                   text=True)
+            result["gff3validator"] = "ok" if check.returncode == 0 else check.stderr.strip()
         result["genes"] = one_gff.read_text().count("\tgene\t")
         result["wall_ratio"] = round(wall / result["steps_wall_s"], 3)
         result["temporary_disk_ratio"] = round(peak / 2**20 / result["steps_intermediate_mb"], 3)

@@ -303,15 +303,17 @@ class StrandStream:
         return done
 
 
-def decode_strand(seq, strand, arrays, first, start_ends, L, opts):
-    """HelixerPost's decoding of one strand of a sequence, its rows held in memory from row
-    ``first`` on."""
+def submit_strand(pool, seq, strand, arrays, first, start_ends, L, opts):
+    """Submit HelixerPost's decoding of one strand of a sequence (its rows held in memory from
+    row ``first`` on) to ``pool``, one job per candidate region, so the regions of a strand are
+    decoded in parallel; returns [(offset, job)]."""
     rows = seq.fwd if strand == "+" else seq.rev
     n = int(rows.max()) + 1 - first
     x, cls, phase = postprocess.read_strand(arrays, arrays, rows - first,
                                             start_ends[first:first + n], L, False)
-    return postprocess.decode_strand(x, cls, phase, opts.window_size, opts.edge_threshold,
-                                     opts.peak_threshold)
+    return [(a, pool.submit(postprocess.decode_region, x, cls, phase, a, b))
+            for a, b in postprocess.candidate_regions(cls, opts.window_size,
+                                                      opts.edge_threshold, opts.peak_threshold)]
 
 
 class Annotator:
@@ -356,14 +358,15 @@ class Annotator:
         write its sequences' genes; ``progress`` counts the sequences."""
         args, L = self.args, self.L
         data = model_inputs.DataFile(genome_path, "genome", coordinates=True)
-        pending = []  # [(seq, [(strand, decoding job)])], in file order
+        pending = []  # [(seq, [(strand, [(offset, decoding job)])])], in file order
 
         def flush():
-            seq, jobs = pending.pop(0)
-            jobs.sort(key=lambda job: "+-".index(job[0]))
-            for line in postprocess.sequence_lines(seq, [(strand, job.result())
-                                                         for strand, job in jobs],
-                                                   self.species, args.min_coding_length):
+            seq, strands = pending.pop(0)
+            strands.sort(key=lambda item: "+-".index(item[0]))
+            decoded = [(strand, [(a, job.result()) for a, job in jobs])
+                       for strand, jobs in strands]
+            for line in postprocess.sequence_lines(seq, decoded, self.species,
+                                                   args.min_coding_length):
                 self.out.write(line)
                 kind = line.split("\t", 3)[2:3]
                 if kind == ["gene"]:
@@ -383,13 +386,14 @@ class Annotator:
                     self.writer.write(first_row + a, outs, data.shifts[a:a + len(outs[0])])
                 self.rows.update(len(outs[0]))
                 for seq, strand, arrays, first in collector.add(a, outs, block):
-                    # a strand is decoded in the pool while the next rows are predicted
-                    job = self.pool.submit(decode_strand, seq, strand, arrays, first,
-                                           start_ends, L, args)
+                    # a strand's regions are decoded in the pool while the next rows are
+                    # predicted
+                    jobs = submit_strand(self.pool, seq, strand, arrays, first, start_ends, L,
+                                         args)
                     if pending and pending[-1][0] is seq:
-                        pending[-1][1].append((strand, job))
+                        pending[-1][1].append((strand, jobs))
                     else:
-                        pending.append((seq, [(strand, job)]))
+                        pending.append((seq, [(strand, jobs)]))
                     # bounded: at most `threads` sequences held beyond the one being finished
                     while len(pending) > self.threads and len(pending[0][1]) == 2:
                         flush()

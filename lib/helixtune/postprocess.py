@@ -203,21 +203,33 @@ def read_strand(genome, preds, rows, start_ends, L, shifted):
 
 
 # --- decoding -----------------------------------------------------------------------------------
+def candidate_regions(cls, window, edge, peak):
+    """[(start, end), ...]: the candidate regions of one strand (HelixerPost's sliding window
+    over the genic probability), each decoded on its own by :func:`decode_region`."""
+    from helixtune import postprocess_hmm as hmm
+    return hmm.candidate_regions(cls[:, 0], window, edge, peak)
+
+
+def decode_region(x, cls, phase, a, b):
+    """The label runs of the candidate region [a, b) of one strand's streams."""
+    from helixtune import postprocess_hmm as hmm
+    return hmm.decode_region(cls[a:b].astype(np.float32), phase[a:b].astype(np.float32),
+                             x[a:b].astype(np.float32))
+
+
 def decode_strand(x, cls, phase, window, edge, peak, advance=None, budget=None):
     """Decode all candidate regions of one strand: [(offset, runs), ...].
 
     ``advance(n)``, if given, is called as the decoding passes n more positions of the strand
     (after each region and at the end; n sums to the strand length). ``budget``, if given (a
     :class:`MemoryBudget`), is held for each region's decoding memory while it is decoded."""
-    from helixtune import postprocess_hmm as hmm
     results = []
     done = 0
-    for a, b in hmm.candidate_regions(cls[:, 0], window, edge, peak):
+    for a, b in candidate_regions(cls, window, edge, peak):
         if budget is not None:
             budget.acquire_region(REGION_BYTES_PER_BASE * (b - a))
         try:
-            runs = hmm.decode_region(cls[a:b].astype(np.float32),
-                                     phase[a:b].astype(np.float32), x[a:b].astype(np.float32))
+            runs = decode_region(x, cls, phase, a, b)
         finally:
             if budget is not None:
                 budget.release_region(REGION_BYTES_PER_BASE * (b - a))

@@ -195,10 +195,10 @@ def test_bad_input_fails_before_model_work(tmp_path, run_tool, no_model_work, ca
 def test_failing_post_processing_is_a_failure(tmp_path, run_tool, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("decoder broke")
-    monkeypatch.setattr(postprocess, "decode_strand", broken)
+    monkeypatch.setattr(postprocess, "decode_region", broken)
     out = tmp_path / "out.gff3"
     with pytest.raises(RuntimeError, match="decoder broke"):
-        Helixer.main([str(a) for a in helixer_argv(TEST_DATA / "tiny.fa", out, L=108)])
+        Helixer.main([str(a) for a in helixer_argv(TEST_DATA / "example.fa", out)])
     assert leftovers(tmp_path) == []
 
 
