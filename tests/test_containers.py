@@ -39,7 +39,7 @@ def test_dockerfile_hadolint_clean():
 def test_dockerfile_installs_the_suite():
     text = (ROOT / "containers" / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\s*$", text, re.M)
-    assert re.search(r"pip install [^\n]*\.\s", text)
+    assert re.search(r'pip install [^\n]*"\./\[model\]"', text)  # with TensorFlow
     assert f'org.opencontainers.image.version="{VERSION}"' in text
     assert IMAGE in text
 
