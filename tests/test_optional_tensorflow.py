@@ -44,15 +44,15 @@ def no_tf_env(tmp_path):
     return env
 
 
-def _exe(name):
-    exe = shutil.which(name)
+def _exe(name, bin_dir=None):
+    exe = shutil.which(name, path=bin_dir)
     assert exe, f"{name} is not on PATH (pip install . puts it there)"
     return exe
 
 
-def _run(args, env, **kwargs):
-    return subprocess.run([_exe(args[0]), *map(str, args[1:])], env=env, capture_output=True,
-                          text=True, timeout=300, **kwargs)
+def _run(args, env, bin_dir=None, **kwargs):
+    return subprocess.run([_exe(args[0], bin_dir), *map(str, args[1:])], env=env,
+                          capture_output=True, text=True, timeout=300, **kwargs)
 
 
 @pytest.mark.parametrize("name", sorted(set(SCRIPTS) - MODEL_TOOLS))
@@ -87,25 +87,29 @@ def test_model_tools_fail_in_one_line_without_tensorflow(argv, no_tf_env, tmp_pa
 
 
 def test_data_chain_runs_without_tensorflow(no_tf_env, tmp_path):
+    run_data_chain(tmp_path, no_tf_env)
+
+
+def run_data_chain(out, env, bin_dir=None):
     """fasta2h5 -> import2geenuff -> geenuff2h5 -> add_ngs_coverage -> split on the bundled
-    (real S. pombe) example, with TensorFlow not importable."""
+    (real S. pombe) example."""
     fasta, L = EXAMPLE / "spombe_chrI_1-100000.fa.gz", 5346
     steps = [
         ["fasta2h5.py", "--fasta-path", fasta, "--species", "spombe", "--subsequence-length", L,
-         "--h5-output-path", tmp_path / "genome.h5"],
+         "--h5-output-path", out / "genome.h5"],
         ["import2geenuff.py", "--fasta", fasta, "--gff3", EXAMPLE / "spombe_chrI_1-100000.gff3.gz",
-         "--species", "spombe", "--db-path", tmp_path / "truth.sqlite3"],
-        ["geenuff2h5.py", "--input-db-path", tmp_path / "truth.sqlite3", "--subsequence-length", L,
-         "--h5-output-path", tmp_path / "truth.h5"],
-        ["add_ngs_coverage.py", "-s", "spombe", "-d", tmp_path / "truth.h5",
+         "--species", "spombe", "--db-path", out / "truth.sqlite3"],
+        ["geenuff2h5.py", "--input-db-path", out / "truth.sqlite3", "--subsequence-length", L,
+         "--h5-output-path", out / "truth.h5"],
+        ["add_ngs_coverage.py", "-s", "spombe", "-d", out / "truth.h5",
          "-b", EXAMPLE / "spombe_chrI_1-100000.bam", "--second-read-is-sense-strand",
          "--dataset-prefix", "rnaseq", "--threads", "1"],
-        ["n90_train_val_split.py", "-i", tmp_path / "truth.h5", "-o", f"{tmp_path}/",
+        ["n90_train_val_split.py", "-i", out / "truth.h5", "-o", f"{out}/",
          "--split-within-sequences", "--block-length", 2 * L, "--val-fraction", "0.2",
          "--seed", "1"],
     ]
     for step in steps:
-        out = _run([*step, "--quiet"], no_tf_env)
-        assert out.returncode == 0, f"{step[0]}: {out.stderr}"
+        done = _run([*step, "--quiet"], env, bin_dir)
+        assert done.returncode == 0, f"{step[0]}: {done.stderr}"
     for name in ("genome.h5", "truth.h5", "training_data.h5", "validation_data.h5"):
-        assert (tmp_path / name).is_file(), name
+        assert (out / name).is_file(), name
