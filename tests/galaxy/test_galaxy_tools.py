@@ -47,6 +47,7 @@ def test_wrapper_conventions(tool_id, path):
     assert root.get("version") == "@TOOL_VERSION@+galaxy@VERSION_SUFFIX@"
     assert root.get("profile") == "@PROFILE@"
     assert root.find("command").get("detect_errors") == "exit_code"
+    assert root.find("expand[@macro='creator']") is not None, "a wrapper needs <creator>"
     tests = root.findall("tests/test")
     assert tests, "a wrapper needs <tests>"
     assert any(t.get("expect_failure") == "true" and t.find("assert_stderr") is not None for t in tests), \
@@ -176,3 +177,50 @@ def test_wrapper_flags_exist_in_tool(tool_id, path):
     flags = set(re.findall(r"(?<![\w$-])(--[A-Za-z][\w-]*)", command))
     unknown = (arguments | flags) - options
     assert not unknown, f"{path.name}: {', '.join(used)} has no option(s) {sorted(unknown)}"
+
+
+def _executables(command):
+    """The suite executables a wrapper's command runs, with their parsers' option strings."""
+    scripts = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["scripts"]
+    used = {w: scripts[w] for w in scripts if re.search(rf"(^|[\s;&|(]){re.escape(w)}(\s|$)", command)}
+    return {exe: {o for a in importlib.import_module(target.split(":")[0]).get_parser()._actions
+                  for o in a.option_strings} for exe, target in used.items()}
+
+
+SLOTS = r"\\\$\{GALAXY_SLOTS:-1\}"
+
+
+@pytest.mark.parametrize("tool_id,path", [w for w in WRAPPERS if not is_data_manager(w[1])],
+                         ids=[t for t, p in WRAPPERS if not is_data_manager(p)])
+def test_wrapper_passes_galaxy_slots(tool_id, path):
+    """Galaxy's job size reaches the tool: --threads where it has one, else HELIXTUNE_THREADS
+    (the budget of every thread pool, TensorFlow's included)."""
+    command = ET.parse(path).getroot().find("command").text or ""
+    for exe, options in _executables(command).items():
+        if "--threads" in options:
+            assert re.search(rf'--threads\s+"?{SLOTS}"?', command), f"{exe} --threads"
+        else:
+            assert re.search(rf"^export HELIXTUNE_THREADS={SLOTS} &&$", command, re.M), exe
+
+
+@pytest.mark.parametrize("tool_id,path", WRAPPERS, ids=IDS)
+def test_network_tools_declare_gpu_resources(tool_id, path):
+    """The wrappers that run the network say they can use one GPU (for job routing rules)."""
+    root = ET.parse(path).getroot()
+    runs_network = {"HybridModel.py", "Helixer.py"} & set(_executables(root.find("command").text or ""))
+    gpu = root.find("expand[@macro='requirements']/expand[@macro='gpu_resources']") is not None
+    assert gpu == bool(runs_network), f"{path.name}: gpu_resources {'missing' if runs_network else 'unneeded'}"
+
+
+@pytest.mark.galaxy
+def test_tool_shed_metadata():
+    """galaxy/.shed.yml: planemo shed_lint of the realized repositories (wrappers, data manager,
+    suite) and their tools. Skipped: the online checks (bio.tools, the Tool Shed's versions) and
+    remote_repository_url's suffix check, which compares it with this checkout's directory name."""
+    planemo = galaxy_tool("planemo")
+    out = subprocess.run([str(planemo), "shed_lint", "--tools", "--ensure_metadata", "--fail_level", "warn",
+                          "--skip", f"{LINT_SKIP},version_bumped,shed_remote_repository_url", "."],
+                         capture_output=True, text=True, cwd=GALAXY_DIR, timeout=600)
+    assert out.returncode == 0, out.stdout[-5000:] + out.stderr[-5000:]
+    realized = re.findall(r"^Linting repository ", out.stdout + out.stderr, re.M)
+    assert len(realized) == 3, out.stdout[-3000:]  # helixtune, the data manager, the suite

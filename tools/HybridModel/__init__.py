@@ -15,13 +15,14 @@ Modes (chosen from the options, as in Helixer; [...] is optional):
   evaluation                 -l MODEL.h5 -t DATA.h5 --eval
 A loaded model keeps its architecture, phase output included. A coverage model needs the
 coverage options it was tuned with (--input-coverage, the same --coverage-norm) in every mode.
-TensorFlow is imported only when a mode needs it, so --help and --version stay fast.
+TensorFlow is imported only when a mode needs it, so --help and --version stay fast. Every mode
+needs TensorFlow, an optional extra: pip install "helixtune[model]".
 """
 import argparse
 import logging
 import math
 
-from helixtune import cli
+from helixtune import cli, network
 
 log = logging.getLogger("helixtune.HybridModel")
 
@@ -254,6 +255,7 @@ def main(argv=None):
     if args.coverage_norm is not None and not args.input_coverage:
         log.warning("--coverage-norm has no effect without --input-coverage")
     mode = mode_of(args)
+    network.require_tensorflow("HybridModel.py")
     if mode == "test":
         from helixtune import prediction
         output = (prediction.eval_output_path(args) if args.eval
