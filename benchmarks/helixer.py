@@ -134,7 +134,8 @@ def main():
              *(f"--{name}={value}" for name, value in zip(
                  ("window-size", "edge-threshold", "peak-threshold", "min-coding-length"),
                  args.post)),
-             *(["--write-by", args.write_by] if args.write_by else [])], env)
+             *(["--write-by", args.write_by] if args.write_by else [])],
+            {k: v for k, v in env.items() if k != "HELIXTUNE_TF_THREADS"})  # its own split
         peak = sampler.stop()
         result["helixer"] = {"wall_s": round(wall, 1), "peak_rss_mb": round(rss),
                              "cpu_s": round(cpu, 1),

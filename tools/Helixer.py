@@ -323,7 +323,12 @@ class Annotator:
 
     def __init__(self, args, model_path, n_rows, L, overlap, species, out, genome_label):
         """``overlap``: (offset, core length), or None to predict rows as they are."""
-        network.setup_tensorflow(threads=args.threads)
+        # the network gets half the thread budget (HELIXTUNE_TF_THREADS overrides): the decoder
+        # runs beside it, and TensorFlow's threads on busy cores slowed it by ~20 %
+        # (benchmarks/README.md, Helixer.py)
+        tf_threads = (network.tf_threads() if os.environ.get("HELIXTUNE_TF_THREADS")
+                      else max(1, cli.thread_budget(args.threads) // 2))
+        network.setup_tensorflow(threads=tf_threads)
         self.args, self.L, self.species, self.out = args, L, species, out
         self.overlap = overlap
         self.predictor = prediction.Predictor(network.load_model(str(model_path)),
