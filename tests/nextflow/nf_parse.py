@@ -176,11 +176,12 @@ def config_params(path=ROOT / "nextflow.config"):
         assert assign, f"{path}: params line {number}: not `name = value`: {line.strip()!r}"
         name, value = assign.groups()
         assert name not in found, f"{path}: param {name} set twice"
-        found[name] = _literal(value, f"{path}: param {name}")
+        found[name] = literal(value, f"{path}: param {name}")
     return found
 
 
-def _literal(value, where):
+def literal(value, where):
+    """The Python value of a Groovy literal (null, boolean, number, string without `$`)."""
     if value == "null":
         return None
     if value in ("true", "false"):

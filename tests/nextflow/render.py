@@ -23,7 +23,7 @@ import subprocess
 import sys
 import textwrap
 
-from nf_parse import ROOT, parse_module, strip_comments
+from nf_parse import ROOT, literal, parse_module, strip_comments
 
 JAR = ROOT / ".cache" / "language-server-all.jar"
 GROOVY_SCRIPT = pathlib.Path(__file__).with_name("render.groovy")
@@ -137,23 +137,10 @@ def params_for(profile, overrides=None):
         for line in (m.group(1).splitlines() if m else []):
             assign = re.fullmatch(r"\s*(\w+)\s*=\s*(.+?)\s*", line)
             if assign:
-                params[assign.group(1)] = _literal(assign.group(2).replace("${projectDir}", str(ROOT)))
+                params[assign.group(1)] = literal(
+                    assign.group(2).replace("${projectDir}", str(ROOT)), f"params.{assign.group(1)}")
     params.update(overrides or {})
     return params
-
-
-def _literal(value):
-    if value == "null":
-        return None
-    if value in ("true", "false"):
-        return value == "true"
-    if re.fullmatch(r"-?\d+", value):
-        return int(value)
-    if re.fullmatch(r"-?\d+\.\d*([eE]-?\d+)?", value):
-        return float(value)
-    m = re.fullmatch(r"'(.*)'|\"(.*)\"", value)
-    assert m, f"params value {value!r}: not a literal"
-    return m.group(1) if m.group(1) is not None else m.group(2)
 
 
 def ext_expressions(process, profile):
