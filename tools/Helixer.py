@@ -409,17 +409,13 @@ class Annotator:
             data.close()
 
 
-def genome_parts(args, records, L, tmp_dir):
-    """(genome file, sequences, start_ends, first row) per part of the genome: the --h5-path
-    file whole, or the FASTA converted a part at a time (each removed after its use)."""
-    if args.h5_path:
-        sequences, _, start_ends, _ = check_genome_h5(args.h5_path, L)
-        yield args.h5_path, sequences, start_ends, 0
-        return
+def fasta_parts(args, records, L, tmp_dir):
+    """(genome file, sequences, start_ends, first row) per part of the FASTA, converted a part
+    at a time into ``tmp_dir`` (each part removed after its use)."""
     first_row = 0
-    for path, _, _ in genome_h5.convert_parts(args.fasta_path, tmp_dir, args.species, L,
-                                              args.write_by // L * L, args.compression,
-                                              records, progress_name="Helixer.py convert"):
+    for path in genome_h5.convert_parts(args.fasta_path, tmp_dir, args.species, L,
+                                        args.write_by // L * L, args.compression, records,
+                                        progress_name="Helixer.py convert"):
         with h5py.File(path, "r") as h5:
             n = h5["data/X"].shape[0]
             sequences, _, start_ends = postprocess.index_genome(h5, path, n, L)
@@ -441,7 +437,8 @@ def main(argv=None):
     if args.keep_predictions:
         cli.check_writable_output(args.keep_predictions)
     if args.h5_path:
-        sequences, species, _, L = check_genome_h5(args.h5_path, args.subsequence_length)
+        sequences, species, start_ends, L = check_genome_h5(args.h5_path,
+                                                            args.subsequence_length)
         records = None
         n_rows, n_sequences = sum(len(s.rows) for s in sequences), len(sequences)
         total_bp = sum(s.length for s in sequences)
@@ -471,7 +468,9 @@ def main(argv=None):
         overlap = None if args.no_overlap else (offset, core)
         with Annotator(args, model_path, n_rows, L, overlap, species, out,
                        args.h5_path or args.fasta_path) as annotator:
-            for part in genome_parts(args, records, L, tmp_dir):
+            parts = ([(args.h5_path, sequences, start_ends, 0)] if args.h5_path
+                     else fasta_parts(args, records, L, tmp_dir))
+            for part in parts:
                 annotator.annotate(*part, progress)
         genes, mrnas = annotator.counts
     seconds = time.monotonic() - t0

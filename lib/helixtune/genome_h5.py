@@ -101,7 +101,7 @@ def convert_parts(fasta_path, directory, species, subsequence_length, write_by, 
     """Convert ``fasta_path`` into a series of genome files of consecutive whole sequences, each
     of at most max(``write_by``, its one sequence) bases, reading the FASTA once.
 
-    Yields (path, first record index, stop record index) one part at a time; a part's file in
+    Yields each part's path one part at a time; a part's file in
     ``directory`` is removed when the next part is asked for (and at the end), so the disk
     holds one part at a time: bounded by the largest sequence or ``write_by``, not the genome."""
     records = _checked_records(fasta_path, species, records)
@@ -117,7 +117,7 @@ def convert_parts(fasta_path, directory, species, subsequence_length, write_by, 
         try:
             _write(path, fasta_path, records, first, stop, species, subsequence_length,
                    compression, blocks, progress)
-            yield path, first, stop
+            yield path
         finally:
             if os.path.exists(path):
                 os.remove(path)
