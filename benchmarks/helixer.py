@@ -10,6 +10,7 @@ Target: wall <= the sum of the steps; temporary disk <= 1/4 of the steps' interm
 with --copies and --write-by of one copy, Helixer.py's peak temporary disk and RSS stay those
 of one copy (bounded by the largest sequence, not the genome).
 Usage: benchmarks/helixer.py [--bp N] [--copies N] [--write-by N] [--model M] [--threads T]
+       [--post-threads T]  (helixer_post_bin's threads in the steps; 1 = HelixerPost's command line)
 """
 import argparse
 import gzip
@@ -83,7 +84,11 @@ def main():
                     default=POST, help="post-processing parameters (default: Helixer.py's, "
                                        + " ".join(POST) + ")")
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--post-threads", type=int, default=None,
+                    help="helixer_post_bin --threads of the steps (default: --threads; 1 = "
+                         "HelixerPost's documented command line, single-threaded)")
     args = ap.parse_args()
+    post_threads = args.post_threads or args.threads
     sys.path.insert(0, str(ROOT / "lib"))
     from helixtune import models
     model = args.model or models.resolve_lineage_model("default")
@@ -105,11 +110,11 @@ def main():
                             "--test-data", genome, "--prediction-output-path", preds,
                             "--overlap", "--quiet"],
             "helixer_post": [bin_dir / "helixer_post_bin", genome, preds, *args.post, steps_gff,
-                             "--threads", args.threads, "--quiet"],
+                             "--threads", post_threads, "--quiet"],
         }
         result = {"input_bp": n_bp, "copies": args.copies, "model": str(model),
                   "post": args.post,
-                  "threads": args.threads, "write_by": args.write_by, "steps": {}}
+                  "threads": args.threads, "post_threads": post_threads, "write_by": args.write_by, "steps": {}}
         for name, cmd in steps.items():
             wall, rss, cpu = _measure.measure(cmd, env)
             result["steps"][name] = {"wall_s": round(wall, 1), "peak_rss_mb": round(rss),

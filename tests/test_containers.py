@@ -107,3 +107,10 @@ def test_nextflow_container_is_the_image(module):
 
 def test_nextflow_manifest_version():
     assert re.search(rf"^\s*version\s*=\s*'{re.escape(VERSION)}'", (ROOT / "nextflow.config").read_text(), re.M)
+
+
+def test_readme_names_the_image_of_this_version():
+    """The README's build/pull commands name the same image and tag as the wrappers and modules."""
+    text = (ROOT / "README.md").read_text()
+    tags = set(re.findall(r"quay\.io/helixtune/helixtune:([\w.-]+)", text))
+    assert tags == {VERSION}, tags

@@ -196,7 +196,7 @@ def _tf215_case(tmp_path, kind):
     return path, [np.asarray(o) for o in (out if isinstance(out, list) else [out])]
 
 
-@pytest.mark.skipif(not TF215.exists(), reason=".venv-tf215 missing (run .ci/setup)")
+@pytest.mark.skipif(not TF215.exists(), reason=".venv-tf215 missing: TensorFlow 2.15 has wheels for Python 3.9-3.11 only (.ci/setup installs it when one of those is present)")
 def test_our_model_files_load_in_tf_2_15(tmp_path):
     """Plain, trained (AdamW state), coverage and no-phase models: TF 2.15 loads them
     (compile=True) and predicts the same; one TF 2.15 process for all (it starts slowly)."""
