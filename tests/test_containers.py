@@ -114,3 +114,29 @@ def test_readme_names_the_image_of_this_version():
     text = (ROOT / "README.md").read_text()
     tags = set(re.findall(r"quay\.io/helixtune/helixtune:([\w.-]+)", text))
     assert tags == {VERSION}, tags
+
+
+def test_gpu_profile_uses_the_gpu_image():
+    """-profile gpu: the process_gpu tasks ask for a GPU, run in the GPU image of this version and
+    see the GPU (--gpus all / --nv); without the profile no task asks for one."""
+    text = (ROOT / "conf" / "gpu.config").read_text()
+    assert f"'quay.io/helixtune/helixtune:{VERSION}-gpu'" in text
+    assert "accelerator" in text and "--gpus all" in text and "--nv" in text
+    assert "accelerator" not in (ROOT / "conf" / "base.config").read_text()
+    for module in ("hybridmodel_train", "hybridmodel_predict", "helixer"):
+        assert "label 'process_gpu'" in (ROOT / "modules" / module / "main.nf").read_text(), module
+
+
+def test_conda_environment_matches_the_package():
+    """-profile conda: containers/environment.yml pins what pyproject.toml requires and installs
+    this checkout with the model extra."""
+    text = (ROOT / "containers" / "environment.yml").read_text()
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for dep in project["dependencies"]:
+        name = re.match(r"[A-Za-z0-9_-]+", dep).group(0)
+        if name in ("deflate", "isal"):
+            continue  # from pip with the checkout (no conda-forge builds of the same name)
+        assert f"- {dep}" in text, dep
+    assert '- "..[model]"' in text
+    assert 'process.conda = "${projectDir}/containers/environment.yml"' in \
+        (ROOT / "nextflow.config").read_text()

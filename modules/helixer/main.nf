@@ -1,6 +1,7 @@
 process HELIXER {
     tag "${meta.id}"
     label 'process_high'
+    label 'process_gpu'
 
     container 'quay.io/helixtune/helixtune:0.1.0'
 
