@@ -19,8 +19,8 @@
  *   + --bam 'a.bam,b.bam'                           RNA-seq coverage into the labels (ADD_NGS_COVERAGE)
  *   labels -> N90_TRAIN_VAL_SPLIT -> HYBRIDMODEL_TRAIN (fine-tunes --model when given; also
  *   --train_data_dir with ready training_data*.h5 / validation_data*.h5)
- *   -> HYBRIDMODEL_PREDICT + HELIXER_POST with the tuned model (models tuned without coverage;
- *   a coverage-tuned model needs coverage at inference: run HybridModel.py as documented).
+ *   -> HYBRIDMODEL_PREDICT + HELIXER_POST with the tuned model (tuned with coverage: the genome's
+ *   coverage added (GENOME_COVERAGE) and --pretrained-model-path, as documented).
  *   + --reference_gff3 R.gff3                       COMPARE_ANNOTATIONS: the given and the tuned
  *                                                   model's gene models against these reference
  *                                                   genes (HTML/JSON/TSV report)
@@ -41,6 +41,7 @@ include { ANNOTATION_TO_H5                         } from './subworkflows/annota
 include { ANNOTATION_TO_H5 as PSEUDOLABELS_TO_H5   } from './subworkflows/annotation_to_h5/main'
 include { FILTER_TO_MOST_CERTAIN                   } from './modules/filter_to_most_certain/main'
 include { ADD_NGS_COVERAGE                         } from './modules/add_ngs_coverage/main'
+include { ADD_NGS_COVERAGE as GENOME_COVERAGE      } from './modules/add_ngs_coverage/main'
 include { N90_TRAIN_VAL_SPLIT                      } from './modules/n90_train_val_split/main'
 include { HYBRIDMODEL_TRAIN                        } from './modules/hybridmodel_train/main'
 include { COMPARE_ANNOTATIONS                      } from './modules/compare_annotations/main'
@@ -93,7 +94,7 @@ workflow {
         // Annotate with the given model (or, for pseudolabels, the lineage's model): base-wise
         // predictions -> gene models (GFF3)
         if (params.model || params.pseudolabels) {
-            HYBRIDMODEL_PREDICT(ch_genome_h5.combine(ch_model))
+            HYBRIDMODEL_PREDICT(ch_genome_h5.combine(ch_model), [])
             HELIXER_POST(ch_genome_h5.join(HYBRIDMODEL_PREDICT.out.predictions))
             HELIXER_POST.out.gff3.view { m, gff3 -> "gene models of ${m.id} (${params.model ? 'given' : params.lineage} model): ${gff3}" }
             ch_gene_models = ch_gene_models.mix(HELIXER_POST.out.gff3)
@@ -151,11 +152,29 @@ workflow {
     HYBRIDMODEL_TRAIN(ch_train_sets, ch_pretrained)
     HYBRIDMODEL_TRAIN.out.model.view { m, model -> "tuned model of ${m.id}: ${model}" }
 
-    // Annotate each genome with the tuned model (a model tuned with coverage needs coverage at
-    // inference: run HybridModel.py as documented)
-    if (rows && !coverage) {
-        PREDICT_TUNED(ch_genome_h5.combine(HYBRIDMODEL_TRAIN.out.model.filter { m, _model -> !labelled || m.id == tuned_id }.map { _m, model -> model }))
-        POST_TUNED(ch_genome_h5.join(PREDICT_TUNED.out.predictions))
+    // Annotate each genome with the tuned model. A model tuned with coverage predicts from the
+    // genome file with the genome's coverage added and with the model it was tuned from
+    // (--pretrained-model-path), as Helixer's documentation runs it; meta.coverage selects the
+    // coverage options (conf/modules.config).
+    if (rows) {
+        ch_tuned_genome_h5 = ch_genome_h5
+        ch_tuned_from = []
+        if (coverage) {
+            ch_genome_coverage = ch_genome_h5
+                .join(channel.fromList(rows.findAll { row -> row[3] }).map { row -> [row[0], row[3], row[4], row[5]] })
+                .multiMap { m, h5, bams, bais, strandedness ->
+                    data: [m + [coverage: true], h5, bams, bais]
+                    strandedness: strandedness
+                }
+            GENOME_COVERAGE(ch_genome_coverage.data, ch_genome_coverage.strandedness)
+            ch_tuned_genome_h5 = GENOME_COVERAGE.out.h5
+            ch_tuned_from = params.model || params.lineage ? ch_model : []  // fine-tuned: its body
+        }
+        PREDICT_TUNED(
+            ch_tuned_genome_h5.combine(HYBRIDMODEL_TRAIN.out.model.filter { m, _model -> !labelled || m.id == tuned_id }.map { _m, model -> model }),
+            ch_tuned_from
+        )
+        POST_TUNED(ch_genome_h5.join(PREDICT_TUNED.out.predictions.map { m, predictions -> [m.subMap('id'), predictions] }))
         POST_TUNED.out.gff3.view { m, gff3 -> "gene models of ${m.id} (tuned model): ${gff3}" }
         ch_gene_models = ch_gene_models.mix(POST_TUNED.out.gff3)
     }

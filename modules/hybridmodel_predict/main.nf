@@ -7,6 +7,7 @@ process HYBRIDMODEL_PREDICT {
 
     input:
     tuple val(meta), path(h5), path(model)
+    path(pretrained, stageAs: 'pretrained/*')  // a model tuned with coverage: the model it was tuned from; else []
 
     output:
     tuple val(meta), path("${prefix}.predictions.h5"), emit: predictions
@@ -15,11 +16,13 @@ process HYBRIDMODEL_PREDICT {
     script:
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"
+    def pre = pretrained ? "--pretrained-model-path ${pretrained}" : ''
     """
     HybridModel.py \\
         --load-model-path ${model} \\
         --test-data ${h5} \\
         --prediction-output-path ${prefix}.predictions.h5 \\
+        ${pre} \\
         ${args}
     """
 

@@ -391,7 +391,7 @@ def pipeline(params):
         genome_h5[i] = (yield Task("FASTA2H5", "fasta2h5", [[by_id[i][0], by_id[i][1]]]))["h5"]
     if rows and (p["model"] or p["pseudolabels"]):
         for i in ids:
-            predictions[i] = (yield Task("HYBRIDMODEL_PREDICT", "hybridmodel_predict", [genome_h5[i] + [model]]))["predictions"]
+            predictions[i] = (yield Task("HYBRIDMODEL_PREDICT", "hybridmodel_predict", [genome_h5[i] + [model], []]))["predictions"]
             gene_models[i].append((yield Task("HELIXER_POST", "helixer_post", [genome_h5[i] + predictions[i][1:]]))["gff3"])
     elif rows:
         for i in ids:
@@ -425,9 +425,18 @@ def pipeline(params):
         tuned = (yield Task("HYBRIDMODEL_TRAIN", "hybridmodel_train",
                             [[{"id": tuned_id, "coverage": coverage}, [t for t, _ in sets], [v for _, v in sets]],
                              pretrained]))["model"]
-    if rows and not coverage and tuned:
-        for i in ids:
-            tuned_predictions = (yield Task("PREDICT_TUNED", "hybridmodel_predict", [genome_h5[i] + tuned[1:]]))["predictions"]
+    if rows and tuned:
+        tuned_inputs, tuned_from = {i: genome_h5[i] for i in ids}, []
+        if coverage:  # the genome's coverage added, the model it was tuned from beside the tuned one
+            tuned_from = model if p["model"] or p["lineage"] else []
+            tuned_inputs = {}
+            for meta, _, _, bams, bais, strandedness, _ in rows:
+                if bams:
+                    tuned_inputs[meta["id"]] = (yield Task("GENOME_COVERAGE", "add_ngs_coverage", [
+                        [dict(meta, coverage=True), genome_h5[meta["id"]][1], bams, bais], strandedness]))["h5"]
+        for i in [i for i in ids if i in tuned_inputs]:
+            tuned_predictions = (yield Task("PREDICT_TUNED", "hybridmodel_predict",
+                                            [tuned_inputs[i] + tuned[1:], tuned_from]))["predictions"]
             gene_models[i].append((yield Task("POST_TUNED", "helixer_post", [genome_h5[i] + tuned_predictions[1:]]))["gff3"])
     for meta, fasta, _, _, _, _, reference in rows:
         if reference:
