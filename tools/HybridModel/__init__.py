@@ -17,6 +17,18 @@ A loaded model keeps its architecture, phase output included. A coverage model n
 coverage options it was tuned with (--input-coverage, the same --coverage-norm) in every mode.
 TensorFlow is imported only when a mode needs it, so --help and --version stay fast. Every mode
 needs TensorFlow, an optional extra: pip install "helixtune[model]".
+
+Recommended fine-tuning settings (measured: benchmarks/finetune_experiment/RESULTS.md):
+  --fine-tune (new final layer): --learning-rate 3e-3 --epochs 15 --patience 5 (best check at
+    epoch 2-4 on S. pombe; on A. thaliana still creeping up at 15). Not 1e-4 for 3 epochs: the new layer starts random and stays far
+    below the starting model (genic F1 0.45 against 0.84 on S. pombe, 0.17 against 0.51 on
+    A. thaliana).
+  --resume-training (whole network): --learning-rate 3e-4 --epochs 15 --patience 5; no better
+    than the final layer with ~50-60 training rows of 21,384 bp, 2-3x the time.
+  class weights: "[1.0, 1.5, 0.6, 2.0]" in every mode (not varied in the experiment).
+  Score the starting model on a few annotated regions first (compare_annotations.py): tuning
+  lifted a poor one (S. pombe 0.21 -> 0.84) and did not improve a fair one (A. thaliana 0.51).
+  Pseudolabels (filter-to-most-certain.py) from those starting models made them worse.
 """
 import argparse
 import logging
