@@ -7,6 +7,7 @@ The scripts run as ``python benchmarks/<tool>.py``, so this module is importable
 * :func:`measure_children`: the same figures through a small Python wrapper process that runs
   the command and reads ``getrusage(RUSAGE_CHILDREN)``.
 * :func:`self_peak_rss_mb`: peak RSS of the benchmark process itself.
+* :func:`write_random_data_file`: a fasta2h5.py-style data file of given one-hot rows.
 """
 import os
 import resource
@@ -60,3 +61,23 @@ def measure_children(cmd):
 def self_peak_rss_mb():
     """Peak RSS of this (the benchmark's own) process in MiB."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def write_random_data_file(path, x):
+    """A data file laid out like fasta2h5.py's (gzip ``data/X`` float16, plus-strand coordinates,
+    one sequence ``chr1``) holding the one-hot rows ``x`` (rows × length × 4)."""
+    import h5py
+    import numpy as np
+
+    from helixtune import h5layout
+
+    rows, length = x.shape[:2]
+    with h5py.File(path, "w") as h5:
+        g = h5.create_group("data")
+        X = h5layout.create_dataset(g, "X", rows, length)
+        for i in range(rows):
+            X[i] = x[i]
+        se = np.stack([np.arange(rows) * length, np.arange(1, rows + 1) * length], 1)
+        h5layout.create_dataset(g, "start_ends", rows, length)[:] = se
+        h5layout.create_dataset(g, "seqids", rows, length)[:] = b"chr1"
+        h5layout.create_dataset(g, "species", rows, length)[:] = b"bench"

@@ -48,7 +48,7 @@ def main():
     import h5py
     import numpy as np
 
-    from helixtune import h5layout, model_inputs, network
+    from helixtune import model_inputs, network
     from helixtune import prediction
 
     tf, K = network.setup_tensorflow(threads=args.threads or None)
@@ -62,15 +62,8 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         data_path = os.path.join(tmp, "data.h5")
         rng = np.random.default_rng(0)
-        with h5py.File(data_path, "w") as h5:
-            g = h5.create_group("data")
-            X = h5layout.create_dataset(g, "X", rows, L)
-            for i in range(rows):
-                X[i] = np.eye(4, dtype=np.float16)[rng.integers(0, 4, L)]
-            se = np.stack([np.arange(rows) * L, np.arange(1, rows + 1) * L], 1)
-            h5layout.create_dataset(g, "start_ends", rows, L)[:] = se
-            h5layout.create_dataset(g, "seqids", rows, L)[:] = b"chr1"
-            h5layout.create_dataset(g, "species", rows, L)[:] = b"bench"
+        _measure.write_random_data_file(
+            data_path, np.eye(4, dtype=np.float16)[rng.integers(0, 4, (rows, L))])
         for name in chosen:
             model = network.build_model(**archs[name])
             predictor = prediction.Predictor(model, np.float16)  # as HybridModel.py's
