@@ -8,7 +8,10 @@ import importlib
 import pathlib
 import re
 import sys
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the test extra installs tomli
+    import tomli as tomllib
 
 from build_manpages.manpage import Manpage
 

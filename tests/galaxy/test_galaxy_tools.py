@@ -13,7 +13,10 @@ import re
 import string
 import subprocess
 import time
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the test extra installs tomli
+    import tomli as tomllib
 import urllib.request
 import xml.etree.ElementTree as ET
 

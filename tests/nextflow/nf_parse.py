@@ -6,7 +6,10 @@ import dataclasses
 import importlib
 import pathlib
 import re
-import tomllib
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the test extra installs tomli
+    import tomli as tomllib
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 SECTIONS = ("input", "output", "when", "script", "shell", "exec", "stub")

@@ -86,7 +86,9 @@ def write_labels(path, rows, L, y, species="sp", n_bams=0, extra_attrs=None):
                                       compression="lzf", shuffle=True)
                 cov = np.full((n, L, n_bams), -1, dtype=np.int64)
                 for b in range(n_bams):
-                    cov[..., b] = np.where(valid, ids[:, None] + b, -1)
+                    # uint32 max, not -1, where not valid: what the committed galaxy/test-data
+                    # files hold (numpy < 2.5 silently wrapped the -1 given here before)
+                    cov[..., b] = np.where(valid, ids[:, None] + b, np.uint32(2**32 - 1))
                 if n:
                     d[:] = cov
             ev.create_dataset("rnaseq_meta/bam_files",

