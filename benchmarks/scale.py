@@ -29,6 +29,7 @@ peak RSS (target <= 1 GB at 1 Gb).
 
 Usage: python benchmarks/scale.py [--sizes 10,100,1000] [--max-size MB] [--tools a,b]
                                   [--keep DIR] [--plot PNG] [--data ../shared/data] [--unit-bp N]
+       python benchmarks/scale.py --results ROWS.jsonl [...] [--plot PNG]
 """
 import argparse
 import json
@@ -257,7 +258,7 @@ def pyplot():
 def plot(rows, path):
     """Two panels against genome size: CPU s per Mb and peak RSS, one line per tool."""
     plt, ticker = pyplot()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4))
     for tool in TOOLS:
         mine = sorted((r for r in rows if r["tool"] == tool), key=lambda r: r["bp"])
         if mine:
@@ -271,13 +272,13 @@ def plot(rows, path):
         ax.set_ylabel(ylabel)
         ax.set_xticks(sorted({r["bp"] / 1e6 for r in rows}))
         for axis in (ax.xaxis, ax.yaxis):
-            axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:g}"))
+            axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:.4g}"))
             axis.set_minor_formatter(ticker.NullFormatter())
         ax.grid(True, which="both", alpha=0.3)
     ax2.axhline(1000, color="grey", linestyle="--", linewidth=1)
-    ax1.legend(fontsize=7)
+    fig.legend(*ax1.get_legend_handles_labels(), loc="center right", fontsize=8)
     fig.suptitle("helixtune tools at genome scale (S. pombe chr I replicated)", fontsize=10)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0, 0.8, 1))
     fig.savefig(path, dpi=80)
 
 
@@ -300,7 +301,15 @@ def main():
     ap.add_argument("--keep", type=pathlib.Path,
                     help="work in (and keep) this directory, one subdirectory per size")
     ap.add_argument("--plot", type=pathlib.Path, help="write a PNG plot here (needs matplotlib)")
+    ap.add_argument("--results", type=pathlib.Path, nargs="+",
+                    help="run nothing: summarise (and --plot) the JSON lines of earlier runs")
     args = ap.parse_args()
+    if args.results:
+        rows = [json.loads(line) for path in args.results for line in open(path) if line.strip()]
+        print(summary(rows), file=sys.stderr)
+        if args.plot:
+            plot(rows, args.plot)
+        return 0
     sizes = [s for s in parse_list(args.sizes, float) if args.max_size is None
              or s <= args.max_size]
     sizes = [int(s) if s == int(s) else s for s in sizes]
