@@ -7,7 +7,7 @@ one chromosome takes its first bases (the genes wholly inside). Inputs are gener
 a temporary directory, one size at a time, and removed before the next size:
 
 * BAMs: the five HISAT2 RNA-seq BAMs of chr I, every read re-targeted to every copy (written
-  with pysam, coordinate-sorted and indexed), so coverage grows with the genome;
+  with pysam, coordinate-sorted, BGZF level 1, indexed), so coverage grows with the genome;
 * predictions for helixer_post_bin and filter-to-most-certain.py: synthesised from the reference
   labels (data/y, data/phases of geenuff2h5.py's output) as noisy softmax outputs (seed 7, as
   ``benchmarks/helixer_post.py``) for the first copy, the compressed rows copied for the others;
@@ -214,8 +214,9 @@ def run_size(size_mb, tools, args, work):
                "bp": bp, "genes": genes, "wall_s": round(wall, 2), "cpu_s": round(cpu, 2),
                "peak_rss_mb": round(rss), "wall_s_per_mb": round(wall / bp * 1e6, 4),
                "cpu_s_per_mb": round(cpu / bp * 1e6, 4), "work_dir_bytes": work_bytes,
-               "disk_free_gb": round(disk.free / 1e9, 1), "load_average_1min": round(load, 1),
-               **{k: v for k, v in extra.items() if tool == "add_ngs_coverage.py"}}
+               "disk_free_gb": round(disk.free / 1e9, 1), "load_average_1min": round(load, 1)}
+        if tool == "add_ngs_coverage.py":
+            row["bam_records"] = extra["bam_records"]
         log(f"  {tool}: {wall:.1f} s wall, {cpu:.1f} s CPU, {rss:.0f} MiB")
         if tool in args.tools:
             print(json.dumps(row), flush=True)
@@ -223,7 +224,6 @@ def run_size(size_mb, tools, args, work):
         if not args.keep:
             cleanup(tool)
     return rows
-
 
 
 def summary(rows):
