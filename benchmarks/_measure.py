@@ -48,11 +48,14 @@ _CHILDREN = ("import resource, subprocess, sys, time; t = time.monotonic(); "
              "print(w, r.ru_maxrss, r.ru_utime + r.ru_stime, rc)")
 
 
-def measure_children(cmd):
+def measure_children(cmd, env=None):
     """(wall s, peak RSS MiB, CPU s) of ``cmd`` run under a wrapper Python process that reads
-    ``getrusage(RUSAGE_CHILDREN)`` (the command must print nothing on stdout; use --quiet)."""
+    ``getrusage(RUSAGE_CHILDREN)`` (the command must print nothing on stdout; use --quiet).
+
+    Unlike :func:`measure`, the peak RSS is not raised to the calling process's own: a child
+    inherits the peak of the process it was forked from, and the small wrapper is that process."""
     out = subprocess.run([sys.executable, "-c", _CHILDREN, *map(str, cmd)], capture_output=True,
-                         text=True, check=True)
+                         text=True, check=True, env=env)
     wall, rss_kb, cpu, rc = out.stdout.split()
     assert rc == "0", out.stderr
     return float(wall), int(rss_kb) / 1024, float(cpu)

@@ -12,53 +12,19 @@ Usage: python benchmarks/import2geenuff.py [--copies 40] [--unsorted] [--exe PAT
        [--data ../shared/data] [--keep DIR]
 """
 import argparse
-import gzip
 import json
 import os
 import pathlib
-import re
 import shutil
 import sys
 import tempfile
 
+from _genome import write_genome
 from _measure import measure
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 BIN = pathlib.Path(sys.executable).parent
 SHARED = pathlib.Path(os.environ.get("HELIXTUNE_SHARED_DATA", ROOT.parent / "shared" / "data"))
-ATTR_ID = re.compile(r"((?:^|;)(?:ID|Parent)=)([^;]*)")
-
-
-def make_input(data, copies, unsorted, tmp):
-    """Write genome.fa and genes.gff3 into ``tmp``; returns (bp, genes)."""
-    pombe = data / "schizosaccharomyces_pombe"
-    with gzip.open(pombe / "sp_chrI.fa.gz", "rt") as fh:
-        seq = "".join(line.strip() for line in fh if not line.startswith(">"))
-    with open(tmp / "genome.fa", "w") as out:
-        for c in range(1, copies + 1):
-            out.write(f">chrI_c{c}\n")
-            for i in range(0, len(seq), 80):
-                out.write(seq[i:i + 80] + "\n")
-    with gzip.open(pombe / "sp_chrI.genes.gff3.gz", "rt") as fh:
-        lines = [ln.rstrip("\n").split("\t") for ln in fh if ln.strip() and not ln.startswith("#")]
-    genes = sum(cols[2] == "gene" for cols in lines)
-
-    def copy(cols, c):
-        attrs = ATTR_ID.sub(lambda m: m.group(1) + ",".join(f"{v}_c{c}"
-                                                            for v in m.group(2).split(",")),
-                            cols[8])
-        return "\t".join([f"chrI_c{c}", *cols[1:8], attrs]) + "\n"
-
-    with open(tmp / "genes.gff3", "w") as out:
-        out.write("##gff-version 3\n")
-        if unsorted:
-            for cols in lines:
-                for c in range(1, copies + 1):
-                    out.write(copy(cols, c))
-        else:
-            for c in range(1, copies + 1):
-                out.writelines(copy(cols, c) for cols in lines)
-    return copies * len(seq), copies * genes
 
 
 def main():
@@ -75,7 +41,8 @@ def main():
     tmp = args.keep or pathlib.Path(tempfile.mkdtemp(prefix="bench_import2geenuff_"))
     tmp.mkdir(parents=True, exist_ok=True)
     try:
-        bp, genes = make_input(args.data, args.copies, args.unsorted, tmp)
+        bp, genes = write_genome(args.data, args.copies, tmp / "genome.fa", tmp / "genes.gff3",
+                                 args.unsorted)
         db = tmp / "out.sqlite3"
         if db.exists():
             db.unlink()
