@@ -213,8 +213,7 @@ def candidate_regions(cls, window, edge, peak):
 def decode_region(x, cls, phase, a, b):
     """The label runs of the candidate region [a, b) of one strand's streams."""
     from helixtune import postprocess_hmm as hmm
-    return hmm.decode_region(cls[a:b].astype(np.float32), phase[a:b].astype(np.float32),
-                             x[a:b].astype(np.float32))
+    return hmm.decode_region(cls[a:b], phase[a:b], x[a:b])
 
 
 def decode_strand(x, cls, phase, window, edge, peak, advance=None, budget=None):
