@@ -406,8 +406,11 @@ PAGE_SHIFT = 10
 CACHE_PAGES = 256
 PAGE_BEFORE = 2
 PAGE_AFTER = max(int(STATE_LEN.max()) - 1, 6)
-#: Initial capacity of the map of tentative costs, per position of the region (it grows by half
-#: when more than 80 % full; noisy predictions leave ~1.5 unsettled cells per position).
+#: Tentative costs are kept for a window of 2**WINDOW_SHIFT positions (where the search is busy),
+#: below it in a map whose initial capacity is MAP_PER_POSITION per position of the region (it
+#: grows by half when more than 80 % full; noisy predictions leave ~1.5 cells per position reached
+#: but never popped).
+WINDOW_SHIFT = 15
 MAP_PER_POSITION = 2.5
 
 
@@ -515,16 +518,18 @@ def _rehash(keys, vals, cap):
 
 
 @njit(cache=True, nogil=True)
-def decode(streams16, streams32, n, page_shift, cache_pages, keys, vals, hc, he, hs, state_len,
-           state_emission, family_of, layout, pred_code, pred_state):
+def decode(streams16, streams32, n, page_shift, cache_pages, window_shift, keys, vals, hc, he, hs,
+           state_len, state_emission, family_of, layout, pred_code, pred_state):
     """Best-first search (Dijkstra) from Intergenic at position 0 to the first popped cell at the
     region end. Returns the state path as arrays (step start, state).
 
     ``streams16``/``streams32``: the region's classes, phases and bases (n, 4), each either as
     float16 bits (then its float32 array is empty) or as float32 (its bits array empty).
     Emissions and base costs are computed for pages of 2**``page_shift`` positions into a cache
-    of ``cache_pages`` slots (see PAGE_SHIFT). ``keys``/``vals``: an empty map (keys all 0) for the tentative costs, keyed by
-    position * N_STATES + state + 1; ``hc``/``he``/``hs``: heap storage (cost, end, state).
+    of ``cache_pages`` slots (see PAGE_SHIFT). Tentative costs are kept in a window of
+    2**``window_shift`` positions (a ring of rows, moved up as the search reaches beyond it) and,
+    below the window, in the map ``keys``/``vals`` (empty: keys all 0), keyed by
+    position * N_STATES + state + 1. ``hc``/``he``/``hs``: heap storage (cost, end, state).
 
     Cells are (end position, state). The heap holds exactly the entries of a search with a cost
     per cell (each pushed on a strict improvement, popped in (cost, -end) order, ties decided by
@@ -542,10 +547,14 @@ def decode(streams16, streams32, n, page_shift, cache_pages, keys, vals, hc, he,
     tmp = np.empty((3, span, 4), np.float32)
     succ = np.empty(16, np.int64)
     trans = np.empty(16, np.float64)
-    count = 1
+    unreached = np.iinfo(np.uint64).max
+    width = 1 << window_shift
+    wmask = width - 1
+    ring = np.full((width, N_STATES), unreached, np.uint64)
+    low = 0  # the window holds positions low .. low + width - 1, position p in row p & wmask
+    count = 0
     limit = int(keys.shape[0] * 0.8)
-    keys[_find(keys, INTERGENIC + 1)] = INTERGENIC + 1
-    vals[_find(keys, INTERGENIC + 1)] = 0
+    ring[0, INTERGENIC] = 0
     hc[0], he[0], hs[0] = 0, 0, INTERGENIC
     size = 1
     final_state = -1
@@ -558,14 +567,16 @@ def decode(streams16, streams32, n, page_shift, cache_pages, keys, vals, hc, he,
         if rec[e, set_byte[s]] & set_mask[s]:  # stale
             continue
         rec[e, set_byte[s]] |= set_mask[s]
-        count -= _delete(keys, vals, e * N_STATES + s + 1)
+        if e < low:
+            count -= _delete(keys, vals, e * N_STATES + s + 1)
         if e == n:
             final_state = s
             break
         page = e >> page_shift
         slot = page % cache_pages
         if tags[slot] != page:
-            _fill_page(page << page_shift, n, streams16, streams32, em_pool[slot], bc_pool[slot], tmp)
+            _fill_page(page << page_shift, n, streams16, streams32, em_pool[slot], bc_pool[slot],
+                       tmp)
             tags[slot] = page
         em = em_pool[slot]
         base = (page << page_shift) - PAGE_BEFORE
@@ -584,26 +595,48 @@ def decode(streams16, streams32, n, page_shift, cache_pages, keys, vals, hc, he,
                 acc += em[i, col]
             step = np.uint64(acc * 1e6)
             nc = c + step
-            key = ne * N_STATES + t + 1
-            at = _find(keys, key)
-            if keys[at] == 0 or nc < vals[at]:
+            if ne >= low + width:  # move the window up by a quarter at least
+                new_low = ne - width + 1 + (width >> 2)
+                for p in range(low, min(new_low, low + width)):
+                    row = ring[p & wmask]
+                    for q in range(N_STATES):
+                        if row[q] != unreached and not rec[p, set_byte[q]] & set_mask[q]:
+                            at = _find(keys, p * N_STATES + q + 1)
+                            keys[at] = p * N_STATES + q + 1
+                            vals[at] = row[q]
+                            count += 1
+                            if count > limit:
+                                keys, vals = _rehash(keys, vals, keys.shape[0] * 3 // 2 + 16)
+                                limit = int(keys.shape[0] * 0.8)
+                        row[q] = unreached
+                low = new_low
+            if ne >= low:
+                row = ring[ne & wmask]
+                if nc >= row[t]:
+                    continue
+                row[t] = nc
+            else:
+                key = ne * N_STATES + t + 1
+                at = _find(keys, key)
                 if keys[at] == 0:
                     keys[at] = key
                     count += 1
+                elif nc >= vals[at]:
+                    continue
                 vals[at] = nc
-                byte = bp_byte[t]
-                rec[ne, byte] = ((rec[ne, byte] & ~(bp_mask[t] << bp_shift[t]))
-                                 | (pred_code[t, s] << bp_shift[t]))
                 if count > limit:
-                    keys, vals = _rehash(keys, vals, keys.shape[0] * 3 // 2)
+                    keys, vals = _rehash(keys, vals, keys.shape[0] * 3 // 2 + 16)
                     limit = int(keys.shape[0] * 0.8)
-                if size == hc.shape[0]:
-                    hc = _grow(hc)
-                    he = _grow(he)
-                    hs = _grow(hs)
-                hc[size], he[size], hs[size] = nc, ne, t
-                _sift_up(hc, he, hs, 0, size)
-                size += 1
+            byte = bp_byte[t]
+            rec[ne, byte] = ((rec[ne, byte] & ~(bp_mask[t] << bp_shift[t]))
+                             | (pred_code[t, s] << bp_shift[t]))
+            if size == hc.shape[0]:
+                hc = _grow(hc)
+                he = _grow(he)
+                hs = _grow(hs)
+            hc[size], he[size], hs[size] = nc, ne, t
+            _sift_up(hc, he, hs, 0, size)
+            size += 1
     # trace back
     steps = 0
     e = n
@@ -656,7 +689,7 @@ def _stream(a):
 
 
 def decode_path(cls, phase, x, page_shift=PAGE_SHIFT, cache_pages=CACHE_PAGES,
-                map_capacity=None, heap_capacity=None):
+                window_shift=WINDOW_SHIFT, map_capacity=None, heap_capacity=None):
     """The state path (step starts, states) of one region. The streams (n, 4) are float16 (read
     in place) or any float dtype (converted to float32). The other arguments size the working
     storage (the tests make them small to exercise evictions and growth)."""
@@ -671,8 +704,8 @@ def decode_path(cls, phase, x, page_shift=PAGE_SHIFT, cache_pages=CACHE_PAGES,
     hc = np.empty(heap_capacity, np.uint64)
     he = np.empty(heap_capacity, np.int32 if n < 2 ** 31 else np.int64)
     hs = np.empty(heap_capacity, np.uint8)
-    return decode(bits, values, n, page_shift, cache_pages, keys, vals, hc, he, hs, STATE_LEN,
-                  STATE_EMISSION, FAMILY_OF, RECORD_LAYOUT, PRED_CODE, PRED_STATE)
+    return decode(bits, values, n, page_shift, cache_pages, window_shift, keys, vals, hc, he, hs,
+                  STATE_LEN, STATE_EMISSION, FAMILY_OF, RECORD_LAYOUT, PRED_CODE, PRED_STATE)
 
 
 def decode_region(cls, phase, x):

@@ -1,6 +1,7 @@
 """helixer_post_bin's decoder against the dense one it replaced (issue 16): the same state path,
-ties included, on random regions with coarse (tie-rich) probabilities, small pages, a small page
-cache and a small map and heap (evictions, refills and growth), and on real 0.3.6 predictions."""
+ties included, on random regions with coarse (tie-rich) probabilities, with small pages, page
+cache, window, map and heap (evictions, refills, spills and growth), and on real 0.3.6
+predictions."""
 import numpy as np
 import pytest
 from numba import njit
@@ -115,6 +116,7 @@ def test_same_path_as_the_dense_decoder(seed):
     cls, phase, x = coarse_region(rng, n, dtype)
     want = reference_path(cls, phase, x)
     small = dict(page_shift=int(rng.integers(0, 7)), cache_pages=int(rng.integers(1, 5)),
+                 window_shift=int(rng.integers(0, 7)),
                  map_capacity=int(rng.integers(1, 64)), heap_capacity=int(rng.integers(1, 16)))
     for kwargs in ({}, small):
         got = hmm.decode_path(cls, phase, x, **kwargs)
@@ -142,6 +144,6 @@ def test_same_path_on_real_predictions(shared_data):
         phase = p["predictions_phase"][rows].reshape(-1, 4)
     assert cls.dtype == np.float16
     want = reference_path(cls, phase, x)
-    for kwargs in ({}, dict(page_shift=5, cache_pages=3)):
+    for kwargs in ({}, dict(page_shift=5, cache_pages=3, window_shift=6)):
         got = hmm.decode_path(cls, phase, x, **kwargs)
         assert np.array_equal(got[0], want[0]) and np.array_equal(got[1], want[1])
