@@ -213,8 +213,7 @@ def candidate_regions(cls, window, edge, peak):
 def decode_region(x, cls, phase, a, b):
     """The label runs of the candidate region [a, b) of one strand's streams."""
     from helixtune import postprocess_hmm as hmm
-    return hmm.decode_region(cls[a:b].astype(np.float32), phase[a:b].astype(np.float32),
-                             x[a:b].astype(np.float32))
+    return hmm.decode_region(cls[a:b], phase[a:b], x[a:b])
 
 
 def decode_strand(x, cls, phase, window, edge, peak, advance=None, budget=None):
@@ -401,9 +400,11 @@ def post_process(genome_path, preds_path, out, window, edge, peak, min_length, t
 #: decoded. A region larger than that is decoded while no other region is.
 MEMORY_BUDGET = 768 << 20
 STREAM_BYTES_PER_BASE = 24  # x, classes, phases: 4 float16 each
-#: Decoder memory per base of a region: costs (73 x uint64), back-pointers (73 x uint8),
-#: emissions and base costs (11 x float64), float32 inputs (12 x 4) and the heap (~2 entries).
-REGION_BYTES_PER_BASE = 880
+#: Decoder memory per base of a region (postprocess_hmm.decode): a record of settled bits and
+#: back-pointer codes (18 B), the map of tentative costs below the search window (2.5 slots of
+#: 12 B; it grows by half when 80 % full), the heap (~2 entries of 13 B on noisy predictions) and
+#: room for the map's growth. Fixed besides: the window and the page cache (~45 MB).
+REGION_BYTES_PER_BASE = 96
 
 
 class MemoryBudget:

@@ -157,7 +157,7 @@ def test_threads_within_a_memory_budget(tmp_path, monkeypatch, budget):
     (never deadlock) and the output is the same."""
     monkeypatch.setattr(postprocess, "MEMORY_BUDGET", budget)
     monkeypatch.setattr(postprocess, "STREAM_BYTES_PER_BASE", 1 if budget > 1 else 24)
-    monkeypatch.setattr(postprocess, "REGION_BYTES_PER_BASE", 1 if budget > 1 else 880)
+    monkeypatch.setattr(postprocess, "REGION_BYTES_PER_BASE", 1 if budget > 1 else 96)
     prm = postcases.make_case(11, tmp_path / "g.h5", tmp_path / "p.h5")
     ours(tmp_path / "g.h5", tmp_path / "p.h5", tmp_path / "t1.gff3", **prm)
     ours(tmp_path / "g.h5", tmp_path / "p.h5", tmp_path / "t3.gff3", **prm,
