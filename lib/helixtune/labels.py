@@ -39,8 +39,12 @@ def _fwd(start, end, plus):
 
 
 def read_genome(con, path):
-    """(species, [(coordinate id, seqid, length, {plus: StrandModels, minus: ...}, annotated)])
-    in Helixer's order: descending length; equal lengths by their first exported transcript."""
+    """(species, [(coordinate id, seqid, length, annotated)]) in Helixer's order: descending
+    length; equal lengths by their first exported transcript.
+
+    The exported features are copied once into a temporary table indexed by sequence (SQLite
+    keeps it in a temporary file), from which :func:`read_models` reads one sequence at a time:
+    memory holds the largest sequence's genes, not the genome's."""
     genomes = con.execute("SELECT species FROM genome").fetchall()
     if len(genomes) != 1:
         raise cli.UserError(f"{path}: expected exactly one genome, found {len(genomes)}")
@@ -49,25 +53,40 @@ def read_genome(con, path):
     # Only the longest coding transcript of each gene is exported (Helixer's
     # genome_query(longest_only=True) + _filter_to_coding): non-coding genes look intergenic and
     # error masks on other isoforms are lost.
-    rows = con.execute(
-        'SELECT t.id, f.type, f.start, f."end", f.is_plus_strand, f.phase, f.coordinate_id '
+    con.execute("PRAGMA temp_store = FILE")
+    con.execute("DROP TABLE IF EXISTS temp.exported")
+    con.execute(
+        "CREATE TEMP TABLE exported AS SELECT f.coordinate_id AS cid, t.id AS tid, f.id AS fid, "
+        'f.type, f.start, f."end", f.is_plus_strand, f.phase '
         "FROM transcript t JOIN transcript_piece tp ON tp.transcript_id = t.id "
         "JOIN association_transcript_piece_to_feature a ON a.transcript_piece_id = tp.id "
-        "JOIN feature f ON f.id = a.feature_id WHERE t.longest = 1 ORDER BY t.id, f.id")
+        "JOIN feature f ON f.id = a.feature_id "
+        "WHERE t.longest = 1 AND EXISTS ("
+        "SELECT 1 FROM transcript_piece tp2 "
+        "JOIN association_transcript_piece_to_feature a2 ON a2.transcript_piece_id = tp2.id "
+        "JOIN feature f2 ON f2.id = a2.feature_id "
+        "WHERE tp2.transcript_id = t.id AND f2.type = ?)", (geenuffdb.CDS,))
+    con.execute("CREATE INDEX temp.exported_by_sequence ON exported (cid, tid, fid)")
+    first_tx = dict(con.execute("SELECT cid, MIN(tid) FROM exported GROUP BY cid"))
+    big = 1 << 62
+    coords.sort(key=lambda c: (-c[2], first_tx.get(c[0], big), c[0]))
+    return species, [(cid, seqid, length, cid in first_tx) for cid, seqid, length in coords]
+
+
+def read_models(con, path, cid):
+    """{True: StrandModels, False: StrandModels} of the exported transcripts of sequence ``cid``
+    (from the temporary table :func:`read_genome` made)."""
     by_tx = collections.defaultdict(list)
-    for r in rows:
+    for r in con.execute('SELECT tid, type, start, "end", is_plus_strand, phase FROM exported '
+                         "WHERE cid = ? ORDER BY tid, fid", (cid,)):
         by_tx[r[0]].append(r[1:])
-    models = {cid: {True: StrandModels(), False: StrandModels()} for cid, _, _ in coords}
-    first_tx = {}
+    models = {True: StrandModels(), False: StrandModels()}
     for tid, feats in by_tx.items():
-        if not any(f[0] == geenuffdb.CDS for f in feats):
-            continue
         introns = []
         cds = None
-        for ftype, start, end, plus, phase, cid in feats:
+        for ftype, start, end, plus, phase in feats:
             plus = bool(plus)
-            sm = models[cid][plus]
-            first_tx.setdefault(cid, tid)
+            sm = models[plus]
             iv = _fwd(start, end, plus)
             if ftype == geenuffdb.TRANSCRIPT:
                 sm.tx.append(iv)
@@ -79,20 +98,17 @@ def read_genome(con, path):
                 introns.append(iv)
             else:
                 sm.errors.append(iv)
+        if cds is None:     # its CDS lies on another sequence (never made by import2geenuff.py)
+            continue
         (lo, hi), phase, plus, sm = cds
         if phase is None:
             raise cli.UserError(f"{path}: transcript id {tid} has a CDS without phase "
                                 f"(Helixer cannot number its codons)")
         segs = _subtract((lo, hi), introns)
         sm.coding.append((segs if plus else segs[::-1], phase, plus))
-    out = []
-    for cid, seqid, length in coords:
-        for sm in models[cid].values():
-            sm.arrays()
-        out.append((cid, seqid, length, models[cid], cid in first_tx))
-    big = 1 << 62
-    out.sort(key=lambda c: (-c[2], first_tx.get(c[0], big), c[0]))
-    return species, out
+    for sm in models.values():
+        sm.arrays()
+    return models
 
 
 def _subtract(interval, holes):
@@ -229,9 +245,9 @@ def export(db_path, out_path, L, write_by, compression, write_x):
     con = geenuffdb.connect_existing(db_path)
     species, coords = read_genome(con, db_path)
     h5layout.check_name_length(species, h5layout.SPECIES_BYTES, "species", db_path)
-    for _, seqid, _, _, _ in coords:
+    for _, seqid, _, _ in coords:
         h5layout.check_name_length(seqid, h5layout.SEQID_BYTES, "sequence ID", db_path)
-    counts = [h5layout.rows_of_sequence(length, L) for _, _, length, _, _ in coords]
+    counts = [h5layout.rows_of_sequence(length, L) for _, _, length, _ in coords]
     first_row = np.cumsum([0] + counts)
     n_total = int(first_row[-1])
     names = [n for n in h5layout.DATA_DATASETS if write_x or n != "X"]
@@ -247,7 +263,8 @@ def export(db_path, out_path, L, write_by, compression, write_x):
         # stay tiny; X keeps libdeflate at the recorded level: its size matters)
         rw = {name: stack.enter_context(h5layout.RowWriter(ds[name], fast=name != "X"))
               for name in ROW_DATASETS if name in ds}
-        for i, (cid, seqid, length, models, annotated) in enumerate(coords):
+        for i, (cid, seqid, length, annotated) in enumerate(coords):
+            models = read_models(con, db_path, cid)
             base, n_chunks = int(first_row[i]), counts[i] // 2
             rows = slice(base, base + 2 * n_chunks)
             ds["seqids"][rows] = np.full(2 * n_chunks, seqid.encode(), dtype="S50")
