@@ -60,14 +60,11 @@ def read_genome(con, path):
         'f.type, f.start, f."end", f.is_plus_strand, f.phase '
         "FROM transcript t JOIN transcript_piece tp ON tp.transcript_id = t.id "
         "JOIN association_transcript_piece_to_feature a ON a.transcript_piece_id = tp.id "
-        "JOIN feature f ON f.id = a.feature_id "
-        "WHERE t.longest = 1 AND EXISTS ("
-        "SELECT 1 FROM transcript_piece tp2 "
-        "JOIN association_transcript_piece_to_feature a2 ON a2.transcript_piece_id = tp2.id "
-        "JOIN feature f2 ON f2.id = a2.feature_id "
-        "WHERE tp2.transcript_id = t.id AND f2.type = ?)", (geenuffdb.CDS,))
+        "JOIN feature f ON f.id = a.feature_id WHERE t.longest = 1")
     con.execute("CREATE INDEX temp.exported_by_sequence ON exported (cid, tid, fid)")
-    first_tx = dict(con.execute("SELECT cid, MIN(tid) FROM exported GROUP BY cid"))
+    first_tx = dict(con.execute(
+        "SELECT cid, MIN(tid) FROM exported WHERE tid IN "
+        "(SELECT tid FROM exported WHERE type = ?) GROUP BY cid", (geenuffdb.CDS,)))
     big = 1 << 62
     coords.sort(key=lambda c: (-c[2], first_tx.get(c[0], big), c[0]))
     return species, [(cid, seqid, length, cid in first_tx) for cid, seqid, length in coords]
@@ -82,6 +79,8 @@ def read_models(con, path, cid):
         by_tx[r[0]].append(r[1:])
     models = {True: StrandModels(), False: StrandModels()}
     for tid, feats in by_tx.items():
+        if not any(f[0] == geenuffdb.CDS for f in feats):
+            continue
         introns = []
         cds = None
         for ftype, start, end, plus, phase in feats:
@@ -98,8 +97,6 @@ def read_models(con, path, cid):
                 introns.append(iv)
             else:
                 sm.errors.append(iv)
-        if cds is None:     # its CDS lies on another sequence (never made by import2geenuff.py)
-            continue
         (lo, hi), phase, plus, sm = cds
         if phase is None:
             raise cli.UserError(f"{path}: transcript id {tid} has a CDS without phase "
