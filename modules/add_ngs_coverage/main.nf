@@ -14,6 +14,9 @@ process ADD_NGS_COVERAGE {
     tuple val("${task.process}"), val('add_ngs_coverage.py'), eval('add_ngs_coverage.py --version | cut -d" " -f2'), emit: versions_add_ngs_coverage, topic: versions
 
 
+    when:
+    task.ext.when == null || task.ext.when
+
     script:
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}.coverage"

@@ -13,6 +13,9 @@ process COMPARE_ANNOTATIONS {
     tuple val(meta), path("${prefix}/per_sequence.tsv"), emit: tsv
     tuple val("${task.process}"), val('compare_annotations.py'), eval('compare_annotations.py --version | cut -d" " -f2'), emit: versions_compare_annotations, topic: versions
 
+    when:
+    task.ext.when == null || task.ext.when
+
     script:
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}.comparison"

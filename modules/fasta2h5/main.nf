@@ -11,6 +11,9 @@ process FASTA2H5 {
     tuple val(meta), path("${prefix}.h5"), emit: h5
     tuple val("${task.process}"), val('fasta2h5.py'), eval('fasta2h5.py --version | cut -d" " -f2'), emit: versions_fasta2h5, topic: versions
 
+    when:
+    task.ext.when == null || task.ext.when
+
     script:
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"

@@ -11,6 +11,9 @@ process FETCH_HELIXER_MODELS {
     tuple val(meta), path("${prefix}.h5"), emit: model
     tuple val("${task.process}"), val('fetch_helixer_models.py'), eval('fetch_helixer_models.py --version | cut -d" " -f2'), emit: versions_fetch_helixer_models, topic: versions
 
+    when:
+    task.ext.when == null || task.ext.when
+
     script:
     // ext.args: --mirror DIR|URL or --model-list PATH|URL for sites without internet access;
     // --custom-path DIR (after the one below, so it wins) keeps the downloads between runs.

@@ -12,6 +12,9 @@ process FILTER_TO_MOST_CERTAIN {
     tuple val(meta), path("${prefix}.report.json"), emit: report
     tuple val("${task.process}"), val('filter-to-most-certain.py'), eval('filter-to-most-certain.py --version | cut -d" " -f2'), emit: versions_filter_to_most_certain, topic: versions
 
+    when:
+    task.ext.when == null || task.ext.when
+
     script:
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}.filtered"

@@ -12,6 +12,9 @@ process GEENUFF2H5 {
     tuple val("${task.process}"), val('geenuff2h5.py'), eval('geenuff2h5.py --version | cut -d" " -f2'), topic: versions, emit: versions_geenuff2h5
 
 
+    when:
+    task.ext.when == null || task.ext.when
+
     script:
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"

@@ -13,6 +13,9 @@ process HELIXER {
     tuple val(meta), path("${prefix}.gff3"), emit: gff3
     tuple val("${task.process}"), val('Helixer.py'), eval('Helixer.py --version | cut -d" " -f2'), emit: versions_helixer, topic: versions
 
+    when:
+    task.ext.when == null || task.ext.when
+
     script:
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"

@@ -11,6 +11,9 @@ process HELIXER_POST {
     tuple val("${task.process}"), val('helixer_post_bin'), eval('helixer_post_bin --version | cut -d" " -f2'), emit: versions_helixer_post_bin, topic: versions
 
 
+    when:
+    task.ext.when == null || task.ext.when
+
     script:
     def args = task.ext.args ?: ''
     def prefix = task.ext.prefix ?: "${meta.id}"

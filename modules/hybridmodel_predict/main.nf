@@ -13,6 +13,9 @@ process HYBRIDMODEL_PREDICT {
     tuple val(meta), path("${prefix}.predictions.h5"), emit: predictions
     tuple val("${task.process}"), val('HybridModel.py'), eval('HybridModel.py --version | cut -d" " -f2'), emit: versions_hybridmodel, topic: versions
 
+    when:
+    task.ext.when == null || task.ext.when
+
     script:
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"

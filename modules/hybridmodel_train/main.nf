@@ -13,6 +13,9 @@ process HYBRIDMODEL_TRAIN {
     tuple val(meta), path("${prefix}.h5"), emit: model
     tuple val("${task.process}"), val('HybridModel.py'), eval('HybridModel.py --version | cut -d" " -f2'), emit: versions_hybridmodel, topic: versions
 
+    when:
+    task.ext.when == null || task.ext.when
+
     script:
     // The mode comes from ext.args: nothing (from scratch), --resume-training,
     // --resume-training --fine-tune [--input-coverage --coverage-norm log], --fine-tune-resume.

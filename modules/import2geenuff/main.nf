@@ -13,6 +13,9 @@ process IMPORT2GEENUFF {
     tuple val("${task.process}"), val('import2geenuff.py'), eval('import2geenuff.py --version | cut -d" " -f2'), topic: versions, emit: versions_import2geenuff
 
 
+    when:
+    task.ext.when == null || task.ext.when
+
     script:
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}"

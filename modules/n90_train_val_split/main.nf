@@ -14,6 +14,9 @@ process N90_TRAIN_VAL_SPLIT {
     tuple val(meta), path("${prefix}/train_val_assignment.tsv"), emit: assignment
     tuple val("${task.process}"), val('n90_train_val_split.py'), eval('n90_train_val_split.py --version | cut -d" " -f2'), emit: versions_n90_train_val_split, topic: versions
 
+    when:
+    task.ext.when == null || task.ext.when
+
     script:
     def args = task.ext.args ?: ''
     prefix = task.ext.prefix ?: "${meta.id}_fine_tuning_data"

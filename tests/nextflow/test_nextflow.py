@@ -13,6 +13,7 @@ from nf_parse import (ROOT, FLAG, emits_used, executable_of, ext_args, includes,
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 JAR = ROOT / ".cache" / "language-server-all.jar"
+WHEN_INFO = "Process `when` section will not be supported"
 MODULES = modules()
 MODULE_IDS = [m.name for m in MODULES]
 
@@ -36,8 +37,11 @@ def test_language_server_clean():
         found = server.diagnostics(files, {"errorReportingMode": "paranoid", "typeChecking": False})
     finally:
         server.close()
+    # Tolerated: hints, and the one "info" that every nf-core-style `when:` block gets (issue 17
+    # asks for the blocks; the server marks them as going away in a future Nextflow).
     problems = [f"{os.path.relpath(path, ROOT)}:{line}: {sev}: {msg}"
-                for path, diags in sorted(found.items()) for sev, line, msg in diags if sev != "hint"]
+                for path, diags in sorted(found.items()) for sev, line, msg in diags
+                if sev != "hint" and not (sev == "info" and msg.startswith(WHEN_INFO))]
     assert not problems, "Nextflow language server:\n" + "\n".join(problems)
 
 
@@ -47,6 +51,7 @@ def test_module_shape(module):
     assert module.directive("tag") == "${meta.id}"
     assert re.search(r"^\s*label\s+'process_(single|low|medium|high|gpu)'", module.text, re.M)
     assert module.sections.get("stub", "").strip(), "a stub: section"
+    assert module.sections.get("when", "").strip() == "task.ext.when == null || task.ext.when"
     script = module.sections["script"]
     assert "task.ext.args ?: ''" in script and "${args}" in script
     assert "params." not in module.text, "modules take no params (use ext.args in conf/modules.config)"
