@@ -392,7 +392,10 @@ def stage(name):
     if not wanted or name not in wanted.split(",") or name in _paused:
         return
     _paused.add(name)
-    print(f"{os.path.basename(sys.argv[0])}: paused at {name}", file=sys.stderr, flush=True)
+    # one write with its newline: print() writes the text and the newline separately, and a test
+    # that reacts to the text alone can make the "interrupted" line land on the same line
+    sys.stderr.write(f"{os.path.basename(sys.argv[0])}: paused at {name}\n")
+    sys.stderr.flush()
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         time.sleep(0.02)
