@@ -54,7 +54,6 @@ def read_genome(con, path):
     # genome_query(longest_only=True) + _filter_to_coding): non-coding genes look intergenic and
     # error masks on other isoforms are lost.
     con.execute("PRAGMA temp_store = FILE")
-    con.execute("DROP TABLE IF EXISTS temp.exported")
     con.execute(
         "CREATE TEMP TABLE exported AS SELECT f.coordinate_id AS cid, t.id AS tid, f.id AS fid, "
         'f.type, f.start, f."end", f.is_plus_strand, f.phase '
