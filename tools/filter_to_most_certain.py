@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 import helixtune
-from helixtune import cli, h5rows, model_inputs
+from helixtune import cli, h5layout, h5rows, model_inputs
 
 log = logging.getLogger("helixtune.filter_to_most_certain")
 
@@ -71,8 +71,8 @@ def get_parser():
 
 
 def _keys(h5, path):
-    seqids = h5["data/seqids"][:]
-    se = h5["data/start_ends"][:]
+    seqids = h5layout.read_all(h5["data/seqids"])
+    se = h5layout.read_all(h5["data/start_ends"])
     return seqids, se
 
 

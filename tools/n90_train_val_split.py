@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 
 import helixtune
-from helixtune import cli, h5rows
+from helixtune import cli, h5layout, h5rows
 
 log = logging.getLogger("helixtune.n90_train_val_split")
 
@@ -152,9 +152,10 @@ def split(args, paths):
         if n == 0:
             raise cli.UserError(f"{src_path} has no rows")
         L = h5rows.subsequence_length(src, src_path)
-        seqids = src["data/seqids"][:]
-        species = src["data/species"][:] if "data/species" in src else np.full(n, b"", "S1")
-        se = src["data/start_ends"][:]
+        seqids = h5layout.read_all(src["data/seqids"])
+        species = (h5layout.read_all(src["data/species"]) if "data/species" in src
+                   else np.full(n, b"", "S1"))
+        se = h5layout.read_all(src["data/start_ends"])
         block_rows = max(1, args.block_length // L) if args.split_within_sequences else 0
         unit, keys = units_of_rows(species, seqids, se, block_rows, L)
         n_units = len(keys)

@@ -157,6 +157,11 @@ def _one_row_gzip(dset):
             and dset.dtype.itemsize in (1, 2, 4, 8) and dset.dtype.kind in "biuf")
 
 
+def read_all(dset):
+    """The whole of a dataset (``dset[()]``), read as :func:`read_rows` reads rows."""
+    return read_rows(dset, 0, dset.shape[0]) if dset.ndim else dset[()]
+
+
 def iter_rows(dset, start, stop):
     """Rows start .. stop - 1 of a dataset one at a time, as :func:`read_rows` reads them (rows
     inflated directly are read-only arrays over the inflated bytes, with no further copy)."""
@@ -181,13 +186,24 @@ def iter_rows(dset, start, stop):
                else np.frombuffer(data, dset.dtype).reshape(row_shape))
 
 
+#: Chunks HDF5 may touch in one read. It keeps per-chunk bookkeeping for every chunk of a read
+#: (3-7 KB each) and never gives that memory back, so one read of a per-row dataset such as
+#: data/seqids of a 1 Gb genome (94,000 one-row chunks) would cost up to ~650 MB.
+CHUNKS_PER_READ = 256
+
+
 def read_rows(dset, start, stop):
     """Rows [start, stop) of a dataset, as ``dset[start:stop]``. Chunks in Helixer's layout are
     read directly and inflated by ISA-L (2-3x faster than HDF5's own filters, with zlib); other
-    layouts, and chunks never written (fill value), go through h5py."""
-    if not _one_row_gzip(dset):
-        return dset[start:stop]
+    layouts, and chunks never written (fill value), go through h5py, at most
+    :data:`CHUNKS_PER_READ` chunks at a time."""
     out = np.empty((stop - start,) + dset.shape[1:], dset.dtype)
+    if not _one_row_gzip(dset):
+        step = (stop - start) if dset.chunks is None else CHUNKS_PER_READ * dset.chunks[0]
+        for a in range(start, stop, max(step, 1)):
+            b = min(a + step, stop)
+            out[a - start:b - start] = dset[a:b]
+        return out
     for i, row in enumerate(iter_rows(dset, start, stop)):
         out[i] = row
     return out

@@ -150,7 +150,7 @@ class DataFile:
                 raise UserError(f"{path}: {name} has shape {shape} but data/X {X.shape}: the "
                                 "rows or lengths differ")
         self.start_ends, self.seqids, self.species = (
-            h5[name][:] if name in h5 else None for name in coords)
+            h5layout.read_all(h5[name]) if name in h5 else None for name in coords)
         self.shifts = (np.zeros(self.n_rows, np.int64) if self.start_ends is None else
                        minus_padding_shifts(self.start_ends, self.length))
         self.n_bams = 0
@@ -171,7 +171,7 @@ class DataFile:
         keep = np.ones(self.n_rows, bool)
         for name in ("data/is_annotated", "data/err_samples"):
             if name in h5:
-                keep &= h5[name][:]
+                keep &= h5layout.read_all(h5[name])
         return np.flatnonzero(keep).astype(np.int64)
 
     @property

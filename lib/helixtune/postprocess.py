@@ -65,10 +65,12 @@ def index_sequences(genome, preds, genome_path, preds_path):
     sequences, species, start_ends = index_genome(genome, genome_path, n, L)
     # Prediction files may carry the row identity (seqids/start_ends, at the root or in data/):
     # then it must be the genome file's.
-    for name, ours in (("seqids", genome["data/seqids"][:]), ("start_ends", start_ends)):
+    for name in ("seqids", "start_ends"):
         for key in (name, f"data/{name}"):
             if key in preds and isinstance(preds[key], h5py.Dataset):
-                theirs = preds[key][:]
+                ours = (start_ends if name == "start_ends"
+                        else h5layout.read_all(genome["data/seqids"]))
+                theirs = h5layout.read_all(preds[key])
                 if theirs.shape != ours.shape or (theirs != ours).any():
                     row = (int(np.flatnonzero((theirs != ours).reshape(len(ours), -1).any(1))[0])
                            if theirs.shape == ours.shape else None)
@@ -81,9 +83,9 @@ def index_sequences(genome, preds, genome_path, preds_path):
 def index_genome(genome, genome_path, n, L):
     """Check the genome file's row identity (n rows of length L) and group its rows into
     sequences: (sequences, species, start_ends)."""
-    seqids = genome["data/seqids"][:]
-    species = genome["data/species"][:]
-    start_ends = genome["data/start_ends"][:]
+    seqids = h5layout.read_all(genome["data/seqids"])
+    species = h5layout.read_all(genome["data/species"])
+    start_ends = h5layout.read_all(genome["data/start_ends"])
     if len(seqids) != n or len(species) != n or start_ends.shape != (n, 2):
         raise cli.UserError(f"{genome_path}: data/seqids, data/species and data/start_ends must "
                             f"have one entry per row of data/X ({n})")

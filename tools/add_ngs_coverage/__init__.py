@@ -94,7 +94,7 @@ class Layout:
             if data is None or name not in data:
                 raise cli.UserError(f"{path}: data/{name} is missing; is this a fasta2h5.py or "
                                     "geenuff2h5.py file?")
-        all_species = data["species"][:]
+        all_species = h5layout.read_all(data["species"])
         rows = np.flatnonzero(all_species == species.encode())
         if len(rows) == 0:
             present = sorted({s.decode(errors="replace") for s in np.unique(all_species)})
@@ -106,8 +106,8 @@ class Layout:
         self.n_total = len(all_species)
         self.L = data["X"].shape[1] if "X" in data else data["y"].shape[1]
         self.first, self.stop = int(rows[0]), int(rows[-1]) + 1
-        seqids = data["seqids"][self.first:self.stop]
-        se = data["start_ends"][self.first:self.stop]
+        seqids = h5layout.read_rows(data["seqids"], self.first, self.stop)
+        se = h5layout.read_rows(data["start_ends"], self.first, self.stop)
         self.has_y = "y" in data
         self.seqids, self.lengths, self.row_slices = [], [], []
         change = np.flatnonzero(seqids[1:] != seqids[:-1]) + 1

@@ -96,7 +96,8 @@ class Labels:
             if missing:
                 raise cli.UserError(f"{coords}: lacks {', '.join(missing)}, needed to match the "
                                     f"rows of {path} by (seqid, start, end)")
-            seqids, se = src["data/seqids"][:], src["data/start_ends"][:]
+            seqids = h5layout.read_all(src["data/seqids"])
+            se = h5layout.read_all(src["data/start_ends"])
         if len(seqids) != self.n_rows:
             raise cli.UserError(f"{coords}: {len(seqids)} rows, but {path} has {self.n_rows}: "
                                 "not the data file these predictions were made on")
