@@ -181,10 +181,15 @@ def detect_layout(y_dset, p_dset, pairs, shifts):
     rows = np.flatnonzero(shifts)
     if not len(rows):
         return "aligned", {"padded_minus_rows": 0}
-    y = y_dset[rows]
-    p = _read_pred_rows(p_dset, pairs[rows])
-    d_aligned, valid, _ = score_rows(y, p, np.zeros(len(rows), dtype=np.int64))
-    d_first, _, _ = score_rows(y, p, shifts[rows])
+    # one padded minus row per sequence: read SUB_BATCH of them at a time, not all at once
+    d_aligned, d_first, valid = (np.zeros(len(rows)) for _ in range(3))
+    for a in range(0, len(rows), SUB_BATCH):
+        part = rows[a:a + SUB_BATCH]
+        y = y_dset[part]
+        p = _read_pred_rows(p_dset, pairs[part])
+        d_aligned[a:a + len(part)], valid[a:a + len(part)], _ = score_rows(
+            y, p, np.zeros(len(part), dtype=np.int64))
+        d_first[a:a + len(part)] = score_rows(y, p, shifts[part])[0]
     n = max(int(valid.sum()), 1)
     evidence = {"padded_minus_rows": int(len(rows)),
                 "mean_distance_if_aligned": float(d_aligned.sum() / n),

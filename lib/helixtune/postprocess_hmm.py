@@ -695,6 +695,10 @@ def decode_path(cls, phase, x, page_shift=PAGE_SHIFT, cache_pages=CACHE_PAGES,
     storage (the tests make them small to exercise evictions and growth)."""
     n = len(cls)
     bits, values = zip(*(_stream(a) for a in (cls, phase, x)))
+    # No larger than the region needs: the window's rows (19 MB at full size) and the page cache
+    # are filled anew for every region, and most regions are short.
+    window_shift = min(window_shift, max(1, n.bit_length()))
+    cache_pages = min(cache_pages, (n >> page_shift) + 1)
     if map_capacity is None:
         map_capacity = int(MAP_PER_POSITION * n) + 1024
     keys = np.zeros(map_capacity, np.uint32 if (n + 1) * N_STATES < 2 ** 32 - 1 else np.uint64)
