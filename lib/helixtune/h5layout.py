@@ -158,8 +158,8 @@ def _one_row_gzip(dset):
 
 
 def read_all(dset):
-    """The whole of a dataset (``dset[()]``), read as :func:`read_rows` reads rows."""
-    return read_rows(dset, 0, dset.shape[0]) if dset.ndim else dset[()]
+    """All rows of a dataset (``dset[:]``), read as :func:`read_rows` reads them."""
+    return read_rows(dset, 0, dset.shape[0])
 
 
 def iter_rows(dset, start, stop):
