@@ -29,8 +29,6 @@ OUTPUTS = ("training_data.h5", "validation_data.h5")
 ASSIGNMENT = "train_val_assignment.tsv"
 
 
-
-
 def get_parser():
     """The command-line parser (option names of Helixer's n90_train_val_split.py)."""
     parser = cli.new_parser("n90_train_val_split.py", __doc__)

@@ -4,9 +4,12 @@ A dataset is *per-row* when its first dimension equals the number of rows N (``d
 and it does not sit in a metadata group (a group whose name ends in ``meta``, such as
 ``evaluation/rnaseq_meta``). Per-row datasets (``data/*``, ``evaluation/*_coverage``,
 ``alternative/*/...``) receive the selected rows in their original order; every other dataset is
-copied as is. Storage (dtype, chunks, compression, shuffle, fill value) and attributes are kept.
+copied as is. Storage (dtype, chunks, compression, shuffle, fill value) and attributes are kept;
+rows stored one per chunk (Helixer's layout) travel as their stored, compressed chunks.
 Nothing time-dependent is written, so the same inputs give byte-identical files.
 """
+import itertools
+
 import h5py
 import numpy as np
 
@@ -97,38 +100,86 @@ def copy_structure(src, dsts, counts, n):
 def copy_rows(src, dsts, masks, names, rows_per_block, progress=None):
     """Copy the rows where ``masks[i]`` is True of every per-row dataset into ``dsts[i]``.
 
-    Reads ``rows_per_block`` rows of one dataset at a time, so memory stays bounded by the block
-    size times the widest row; the row order of the input is kept."""
+    The input's row order is kept. Datasets stored one row per chunk (Helixer's layout) are
+    copied as stored chunks, never inflated or compressed again (:func:`stored_chunk_copy`);
+    others are read ``rows_per_block`` rows at a time, so memory stays bounded by the block size
+    times the widest row."""
     n = len(masks[0])
     written = [0] * len(dsts)
     for name in names:
         src_dset = src[name]
+        dst_dsets = [dst[name] for dst in dsts]
         offsets = [0] * len(dsts)
+        copy_block = _copy_stored_chunks if stored_chunk_copy(src_dset, dst_dsets) \
+            else _copy_values
         for a in range(0, n, rows_per_block):
             b = min(a + rows_per_block, n)
             wanted = [m[a:b] for m in masks]
-            if not any(w.any() for w in wanted):
-                continue
-            if len(dsts) == 1 and not wanted[0].all():
-                # read only the runs of wanted rows (h5py point selections are slow)
-                block = np.concatenate([src_dset[a + s:a + e] for s, e in _runs(wanted[0])])
-                wanted = [None]
-            else:
-                block = src_dset[a:b]
-            for i, (dst, w) in enumerate(zip(dsts, wanted)):
-                # one selection at a time: memory stays at the block plus one selection
-                rows = block if w is None or w.all() else block[w]
-                if len(rows):
-                    dst[name][offsets[i]:offsets[i] + len(rows)] = rows
-                    offsets[i] += len(rows)
-                del rows
-            del block
+            if any(w.any() for w in wanted):
+                copy_block(src_dset, dst_dsets, wanted, a, offsets)
             if progress is not None:
                 progress.update(b - a)
         for i, m in enumerate(masks):
             assert offsets[i] == int(m.sum()), (name, offsets[i], int(m.sum()))
             written[i] = offsets[i]
     return written
+
+
+def _filters(dset):
+    plist = dset.id.get_create_plist()
+    return [plist.get_filter(i) for i in range(plist.get_nfilters())]
+
+
+def stored_chunk_copy(src_dset, dst_dsets):
+    """True when rows of ``src_dset`` can be copied as stored (compressed) chunks into every
+    dataset of ``dst_dsets``: one row per chunk, fixed-size values (no references into the
+    source file's heap), the same chunk shape, dtype and filters everywhere."""
+    if src_dset.chunks is None or src_dset.chunks[0] != 1 or src_dset.dtype.kind not in "biufcS":
+        return False
+    filters = _filters(src_dset)
+    return all(d.chunks == src_dset.chunks and d.dtype == src_dset.dtype
+               and _filters(d) == filters for d in dst_dsets)
+
+
+def _chunk_offsets_in_row(dset):
+    """Offsets, past the row index, of every chunk that makes up one row."""
+    grids = [range(0, size, step) for size, step in zip(dset.shape[1:], dset.chunks[1:])]
+    return [tuple(offset) for offset in itertools.product(*grids)]
+
+
+def _copy_stored_chunks(src_dset, dst_dsets, wanted, a, offsets):
+    """Copy the wanted rows of the block starting at row ``a`` chunk by chunk as stored; a chunk
+    never written in the input stays unwritten (it reads as the same fill value)."""
+    read = src_dset.id.read_direct_chunk
+    writes = [d.id.write_direct_chunk for d in dst_dsets]
+    in_row = _chunk_offsets_in_row(src_dset)
+    for i, w in enumerate(wanted):
+        for row in (a + np.flatnonzero(w)).tolist():
+            for tail in in_row:
+                try:
+                    filter_mask, raw = read((row,) + tail)
+                except RuntimeError:  # chunk storage not allocated
+                    continue
+                writes[i]((offsets[i],) + tail, raw, filter_mask=filter_mask)
+            offsets[i] += 1
+
+
+def _copy_values(src_dset, dst_dsets, wanted, a, offsets):
+    """Copy the wanted rows of the block starting at row ``a`` through HDF5's filters."""
+    b = a + len(wanted[0])
+    if len(dst_dsets) == 1 and not wanted[0].all():
+        # read only the runs of wanted rows (h5py point selections are slow)
+        block = np.concatenate([src_dset[a + s:a + e] for s, e in _runs(wanted[0])])
+        wanted = [None]
+    else:
+        block = src_dset[a:b]
+    for i, (dst, w) in enumerate(zip(dst_dsets, wanted)):
+        # one selection at a time: memory stays at the block plus one selection
+        rows = block if w is None or w.all() else block[w]
+        if len(rows):
+            dst[offsets[i]:offsets[i] + len(rows)] = rows
+            offsets[i] += len(rows)
+        del rows
 
 
 def _runs(mask):
