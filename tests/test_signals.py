@@ -249,3 +249,43 @@ def test_fasta2h5_stops_amid_compression(shared_data, tmp_path, delay, signum):
         assert proc.returncode == 0, run.err()
         return
     run.assert_stopped_cleanly(proc, signum, run.stop(proc, signum))
+
+
+SWALLOWED = """
+import os, signal, sys, time, weakref
+from helixtune import cli
+
+class Thing:
+    pass
+
+def callback(_ref):   # the signal's handler runs here, where Python discards exceptions
+    os.kill(os.getpid(), signal.SIGTERM)
+    for _ in range(100000):
+        pass
+
+def main(argv=None):
+    thing = Thing()
+    ref = weakref.ref(thing, callback)
+    try:
+        del thing
+        for _ in range(200):
+            time.sleep(0.01)
+        print("not stopped", flush=True)
+    finally:
+        print("the main thread unwound", flush=True)   # not so when the watchdog stops it
+    return 0
+
+cli.run(main)
+"""
+
+
+def test_interruption_discarded_in_a_callback_is_raised_again(tmp_path):
+    """A signal handled inside a garbage-collection callback (its exception discarded by Python)
+    still stops the tool through the normal path (the main thread unwinds; the watchdog would
+    exit without), with no 'Exception ignored' traceback."""
+    script = tmp_path / "tool.py"
+    script.write_text(SWALLOWED)
+    proc = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    assert "Exception ignored" not in proc.stderr, proc.stderr
+    assert proc.stdout == "the main thread unwound\n"

@@ -14,6 +14,7 @@ exits after ``STOP_GRACE_S``. Temporary paths carry the host and process id
 (``.<output>.<host>.<pid>.<random>.part``), so a later run removes what a killed (SIGKILL) run
 left of the same output, and nothing else.
 """
+import _thread
 import argparse
 import contextlib
 import logging
@@ -119,6 +120,7 @@ def run(main, argv=None):
 # stopping on SIGTERM / SIGINT
 
 STOP_GRACE_S = 1.0  # the watchdog's wait for the main thread's own cleanup (the limit is 2 s)
+REDELIVER_AFTER_S = 0.01  # a discarded Interrupted is raised again this much later
 
 
 class Interrupted(KeyboardInterrupt):
@@ -171,9 +173,22 @@ def install_signal_handlers(prog=None, early=False):
     signal.set_wakeup_fd(write_fd, warn_on_full_buffer=False)
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, _on_signal)
+    sys.unraisablehook = _redeliver_swallowed_interruption
     threading.Thread(target=_watchdog, args=(prog, read_fd), daemon=True,
                      name="helixtune-stop-watchdog").start()
     os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _redeliver_swallowed_interruption(unraisable, default=sys.unraisablehook):
+    """Interrupted raised where Python discards exceptions (a signal landing in a garbage-
+    collection callback or a finaliser) is raised again in the main thread once that code has
+    returned, instead of printing "Exception ignored" and leaving the stop to the watchdog."""
+    if not isinstance(unraisable.exc_value, Interrupted):
+        default(unraisable)
+        return
+    _state.raised = False
+    threading.Timer(REDELIVER_AFTER_S, _thread.interrupt_main,
+                    args=(unraisable.exc_value.signum,)).start()
 
 
 def _raise_early_signal():
