@@ -158,8 +158,10 @@ def _copy_stored_chunks(src_dset, dst_dsets, wanted, a, offsets):
             for tail in in_row:
                 try:
                     filter_mask, raw = read((row,) + tail)
-                except RuntimeError:  # chunk storage not allocated
-                    continue
+                except (KeyError, OSError, RuntimeError):
+                    if src_dset.id.get_chunk_info_by_coord((row,) + tail).byte_offset is None:
+                        continue  # never written
+                    raise  # a real read error is never taken for a fill value
                 writes[i]((offsets[i],) + tail, raw, filter_mask=filter_mask)
             offsets[i] += 1
 
