@@ -201,6 +201,18 @@ def test_spombe_chr1(shared_data, tmp_path, run_tool):
             assert h5["data/X"].shape[0] == len(parts[-1])
     train, val = parts
     assert train and val and not train & val and train | val == keys
+    # the rows' values travel unchanged (they are copied as stored chunks): every 25th row
+    with h5py.File(src) as h5, h5py.File(tmp_path / "training_data.h5") as out:
+        def row_keys(f):
+            return [(s, int(a), int(b)) for s, (a, b) in zip(f["data/seqids"][:],
+                                                            f["data/start_ends"][:])]
+        order = {k: i for i, k in enumerate(row_keys(h5))}
+        assert len(order) == len(h5["data/seqids"])
+        rows = [order[k] for k in row_keys(out)]
+        for name in ("data/X", "data/y", "evaluation/rnaseq_coverage"):
+            for out_row in range(0, len(rows), 25):
+                np.testing.assert_array_equal(out[name][out_row], h5[name][rows[out_row]],
+                                              err_msg=name)
 
 
 def test_galaxy_test_data_is_made_by_the_project(tmp_path, run_tool):
