@@ -297,3 +297,32 @@ def test_coordinates_inside_the_predictions_file(tmp_path, run_tool):
     assert report["rows"] == len(rows) == 8
     kept, _ = read_rows(tmp_path / "out.h5")
     assert set(kept) == best_rows(rows, error, 4)  # the default --keep-fraction 0.5
+
+
+def _reference_scores(y, p, shifts):
+    """score_rows written plainly: whole-array sums over the class axis."""
+    p = p.astype(np.float32)
+    for r, shift in enumerate(shifts):
+        if shift:
+            p[r] = np.roll(p[r], -int(shift), axis=0)
+    valid = y.any(axis=-1)
+    p[~valid] = 0
+    per_base = np.abs(y.astype(np.float32) - p).sum(axis=-1)
+    return (per_base.sum(axis=1, dtype=np.float64), valid.sum(axis=1),
+            y[..., 0].sum(axis=1, dtype=np.int64))
+
+
+@pytest.mark.parametrize("contiguous", [True, False])
+def test_score_rows_bit_identical_to_plain_sums(contiguous):
+    rng = np.random.default_rng(4)
+    n, L = ftm.SUB_BATCH + 5, 300
+    y = np.eye(4, dtype=np.int8)[rng.integers(0, 4, (n, L))]
+    y[:, 250:] = 0   # padding
+    p = rng.dirichlet(np.ones(4), (n, L)).astype(np.float16)
+    if not contiguous:
+        y, p = y[:, ::-1], p[:, ::-1]
+    shifts = np.zeros(n, np.int64)
+    shifts[[2, n - 1]] = [50, 299]
+    for got, want in zip(ftm.score_rows(y, p, shifts), _reference_scores(y, p, shifts)):
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(got, want)
