@@ -289,3 +289,30 @@ def test_interruption_discarded_in_a_callback_is_raised_again(tmp_path):
     assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
     assert "Exception ignored" not in proc.stderr, proc.stderr
     assert proc.stdout == "the main thread unwound\n"
+
+
+CONVERTED = """
+import os, signal, time
+from helixtune import cli
+
+def main(argv=None):
+    try:
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(5)
+    except cli.Interrupted:   # as h5py does when a signal lands in its type conversion callback
+        raise TypeError("Operation not defined for data type class")
+    return 0
+
+cli.run(main)
+"""
+
+
+def test_interruption_turned_into_another_error_still_stops(tmp_path):
+    """C code that turns the Interrupted of a signal into an error of its own (h5py, when the
+    signal lands in a type conversion callback): the tool stops as interrupted, exit 143, with
+    the one line and no traceback."""
+    script = tmp_path / "tool.py"
+    script.write_text(CONVERTED)
+    proc = subprocess.run([sys.executable, script], capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 128 + signal.SIGTERM, proc.stderr
+    assert proc.stderr == "tool.py: interrupted (SIGTERM)\n"

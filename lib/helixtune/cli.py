@@ -95,20 +95,19 @@ def run(main, argv=None):
         _raise_early_signal()
         stage("start")
         code = main(argv)
-    except UserError as e:
-        if debug:
-            raise
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        code = e.code
     except KeyboardInterrupt as e:
         _stop(prog, getattr(e, "signum", signal.SIGINT))
-    except BrokenPipeError:
-        code = 1
-    except (OSError, MemoryError) as e:
-        if debug:
+    except Exception as e:
+        interrupted = _interruption_behind(e)
+        if interrupted is not None:  # C code (h5py's type conversions) made it its own error
+            _stop(prog, interrupted.signum)
+        if isinstance(e, BrokenPipeError):
+            code = 1
+        elif isinstance(e, (UserError, OSError, MemoryError)) and not debug:
+            print(f"{prog}: error: {e}", file=sys.stderr)
+            code = e.code if isinstance(e, UserError) else 1
+        else:
             raise
-        print(f"{prog}: error: {e}", file=sys.stderr)
-        code = 1
     if _state.installed:  # the outputs are in place: a signal now just ends the teardown
         with contextlib.suppress(ValueError, OSError):
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
@@ -177,6 +176,18 @@ def install_signal_handlers(prog=None, early=False):
     threading.Thread(target=_watchdog, args=(prog, read_fd), daemon=True,
                      name="helixtune-stop-watchdog").start()
     os.register_at_fork(after_in_child=_reset_after_fork)
+
+
+def _interruption_behind(exc):
+    """The Interrupted that ``exc`` was raised while handling, if any (a signal landing in a
+    callback that C code turns into an error of its own)."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, Interrupted):
+            return exc
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return None
 
 
 def _redeliver_swallowed_interruption(unraisable, default=sys.unraisablehook):
